@@ -613,7 +613,7 @@ impl Machine {
                 }
             }
             b't' if run => self.runit_stop(now, files, out),
-            b'p' | b'c' => {
+            b'p' | b'c' if self.state != State::Finish => {
                 let p = c == b'p';
                 if run {
                     if let Child::Run(pid) = self.child {
@@ -847,5 +847,428 @@ impl Machine {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    struct Fake {
+        tk: u64,
+        tf: u64,
+        ds: i32,
+    }
+    impl Files for Fake {
+        fn timeout_kill(&mut self) -> u64 {
+            self.tk
+        }
+        fn timeout_finish(&mut self) -> u64 {
+            self.tf
+        }
+        fn down_signal(&mut self) -> i32 {
+            self.ds
+        }
+    }
+    fn files() -> Fake {
+        Fake {
+            tk: 0,
+            tf: 5000,
+            ds: libc::SIGTERM,
+        }
+    }
+    fn at(ms: u64) -> Now {
+        Now {
+            mono_ms: ms,
+            wall: UNIX_EPOCH + Duration::from_secs(1_800_000_000) + Duration::from_millis(ms),
+        }
+    }
+
+    /// Renders actions compactly so the tables below read like a specification.
+    fn render(acts: &[Action]) -> String {
+        let sig = |s: i32| crate::sig::short_name(s).unwrap_or("?").to_string();
+        acts.iter()
+            .map(|a| match a {
+                Action::SpawnRun => "spawn".to_string(),
+                Action::SpawnFinish(a, b) => format!("finish({a},{b})"),
+                Action::Kill { sig: s, group, .. } => {
+                    format!("{}:{}", if *group { "killpg" } else { "kill" }, sig(*s))
+                }
+                Action::Signal { letter, sig: s, .. } => {
+                    format!("sig:{}/{}", *letter as char, sig(*s))
+                }
+                Action::Custom(l) => format!("custom:{}", *l as char),
+                Action::WriteStatus => "status".to_string(),
+                Action::DeathTally(d) => format!("tally({},{})", d.exit, d.sig),
+                Action::Broadcast(l) => format!("ev:{}", String::from_utf8_lossy(l)),
+                Action::CreateDown => "mkdown".to_string(),
+                Action::RemoveDown => "rmdown".to_string(),
+                Action::CloseStdio => "closestdio".to_string(),
+                Action::CloseNotify => "closenotify".to_string(),
+                Action::Warn(_) => "warn".to_string(),
+                Action::Exit => "exit".to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// The machine's state after an event, compactly: state/want[/last][/paused][/term].
+    fn summary(m: &Machine) -> String {
+        let mut s = format!(
+            "{}/{}",
+            match (m.state, m.forced_down) {
+                (State::Up, true) => "killed",
+                (State::Up, false) => "up",
+                (State::Down, _) => "down",
+                (State::Finish, _) => "finish",
+            },
+            match m.want {
+                Want::Up => "u",
+                Want::Down => "d",
+                Want::Exit => "x",
+            }
+        );
+        for (flag, name) in [(m.last, "last"), (m.paused, "paused"), (m.got_term, "term")] {
+            if flag {
+                s.push('/');
+                s.push_str(name);
+            }
+        }
+        s
+    }
+
+    /// A machine in a named state: DOWN (want down), UP and FINISH (want up), LASTUP,
+    /// LASTFINISH.
+    fn in_state(mode: Mode, name: &str) -> Machine {
+        let f = &mut files();
+        let mut m = Machine::new(mode, false, name == "DOWN", at(0));
+        m.step(Event::Start, at(0), f);
+        if name == "DOWN" {
+            return m;
+        }
+        m.step(Event::RunStarted(100), at(10), f);
+        if name.ends_with("FINISH") {
+            m.step(Event::RunDied(0x0300), at(2000), f);
+            m.step(Event::FinishStarted(200), at(2000), f);
+        }
+        if name.starts_with("LAST") {
+            m.last = true;
+        }
+        m
+    }
+
+    fn check(mode: Mode, table: &[(&str, u8, &str, &str)]) {
+        let mut failures = Vec::new();
+        for &(state, letter, acts, after) in table {
+            let mut m = in_state(mode, state);
+            let got = m.step(Event::Control(letter), at(5000), &mut files());
+            let (ga, gs) = (render(&got), summary(&m));
+            if ga != acts || gs != after {
+                failures.push(format!(
+                    "{mode:?} {state} '{}': got [{ga}] -> {gs}, want [{acts}] -> {after}",
+                    letter as char
+                ));
+            }
+        }
+        assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+    }
+
+    /// Every letter s6-supervise accepts, plus garbage, in every state.
+    #[test]
+    fn s6_control_table() {
+        #[rustfmt::skip]
+        let table: &[(&str, u8, &str, &str)] = &[
+            // state    letter actions                                   resulting state
+            ("DOWN",   b'a', "",                                         "down/d"),
+            ("DOWN",   b'b', "",                                         "down/d"),
+            ("DOWN",   b'q', "",                                         "down/d"),
+            ("DOWN",   b'h', "",                                         "down/d"),
+            ("DOWN",   b'k', "",                                         "down/d"),
+            ("DOWN",   b't', "",                                         "down/d"),
+            ("DOWN",   b'i', "",                                         "down/d"),
+            ("DOWN",   b'1', "",                                         "down/d"),
+            ("DOWN",   b'2', "",                                         "down/d"),
+            ("DOWN",   b'y', "",                                         "down/d"),
+            ("DOWN",   b'p', "",                                         "down/d"),
+            ("DOWN",   b'c', "",                                         "down/d"),
+            ("DOWN",   b'r', "",                                         "down/d"),
+            ("DOWN",   b'o', "spawn",                                    "down/d"),
+            ("DOWN",   b'd', "",                                         "down/d"),
+            ("DOWN",   b'u', "status spawn",                             "down/u"),
+            ("DOWN",   b'D', "mkdown",                                   "down/d"),
+            ("DOWN",   b'U', "rmdown status spawn",                      "down/u"),
+            ("DOWN",   b'x', "ev:x exit",                                "down/d"),
+            ("DOWN",   b'O', "",                                         "down/d"),
+            ("DOWN",   b'Q', "mkdown",                                   "down/d"),
+            ("DOWN",   b'z', "",                                         "down/d"),
+            ("DOWN",   0,    "",                                         "down/d"),
+            ("UP",     b'a', "kill:ALRM",                                "up/u"),
+            ("UP",     b'b', "kill:ABRT",                                "up/u"),
+            ("UP",     b'q', "kill:QUIT",                                "up/u"),
+            ("UP",     b'h', "kill:HUP",                                 "up/u"),
+            ("UP",     b'k', "kill:KILL",                                "up/u"),
+            ("UP",     b't', "kill:TERM",                                "up/u"),
+            ("UP",     b'i', "kill:INT",                                 "up/u"),
+            ("UP",     b'1', "kill:USR1",                                "up/u"),
+            ("UP",     b'2', "kill:USR2",                                "up/u"),
+            ("UP",     b'y', "kill:WINCH",                               "up/u"),
+            ("UP",     b'p', "kill:STOP status",                         "up/u/paused"),
+            ("UP",     b'c', "kill:CONT",                                "up/u"),
+            ("UP",     b'r', "kill:TERM",                                "up/u"),
+            ("UP",     b'o', "status",                                   "up/d"),
+            ("UP",     b'd', "status kill:TERM kill:CONT",               "up/d"),
+            ("UP",     b'u', "",                                         "up/u"),
+            ("UP",     b'D', "mkdown status kill:TERM kill:CONT",        "up/d"),
+            ("UP",     b'U', "rmdown",                                   "up/u"),
+            ("UP",     b'x', "closestdio",                               "up/u/last"),
+            ("UP",     b'O', "status",                                   "up/d"),
+            ("UP",     b'Q', "mkdown status",                            "up/d"),
+            ("UP",     b'z', "",                                         "up/u"),
+            ("FINISH", b'a', "",                                         "finish/u"),
+            ("FINISH", b'k', "",                                         "finish/u"),
+            ("FINISH", b't', "",                                         "finish/u"),
+            ("FINISH", b'p', "",                                         "finish/u"),
+            ("FINISH", b'c', "",                                         "finish/u"),
+            ("FINISH", b'r', "",                                         "finish/u"),
+            ("FINISH", b'o', "status",                                   "finish/d"),
+            ("FINISH", b'd', "status",                                   "finish/d"),
+            ("FINISH", b'u', "",                                         "finish/u"),
+            ("FINISH", b'D', "mkdown status",                            "finish/d"),
+            ("FINISH", b'U', "rmdown",                                   "finish/u"),
+            ("FINISH", b'x', "closestdio",                               "finish/u/last"),
+            ("FINISH", b'O', "status",                                   "finish/d"),
+            ("FINISH", b'Q', "mkdown status",                            "finish/d"),
+            ("LASTUP", b't', "kill:TERM",                                "up/u/last"),
+            ("LASTUP", b'd', "status kill:TERM kill:CONT",               "up/d/last"),
+            ("LASTUP", b'x', "closestdio",                               "up/u/last"),
+            ("LASTUP", b'u', "",                                         "up/u/last"),
+            ("LASTFINISH", b'x', "closestdio",                           "finish/u/last"),
+            ("LASTFINISH", b'k', "",                                     "finish/u/last"),
+            ("LASTFINISH", b'd', "status",                               "finish/d/last"),
+        ];
+        check(Mode::S6, table);
+    }
+
+    /// Every letter runsv accepts (and s6-only letters, which runsv ignores), in every state.
+    #[test]
+    fn runit_control_table() {
+        #[rustfmt::skip]
+        let table: &[(&str, u8, &str, &str)] = &[
+            ("DOWN",   b'u', "status spawn",                             "down/u"),
+            ("DOWN",   b'o', "spawn",                                    "down/d"),
+            ("DOWN",   b'd', "",                                         "down/d"),
+            ("DOWN",   b'x', "status ev:x exit",                         "down/x"),
+            ("DOWN",   b't', "",                                         "down/d"),
+            ("DOWN",   b'k', "",                                         "down/d"),
+            ("DOWN",   b'p', "status",                                   "down/d/paused"),
+            ("DOWN",   b'c', "",                                         "down/d"),
+            ("DOWN",   b'h', "",                                         "down/d"),
+            ("DOWN",   b'a', "",                                         "down/d"),
+            ("DOWN",   b'i', "",                                         "down/d"),
+            ("DOWN",   b'q', "",                                         "down/d"),
+            ("DOWN",   b'1', "",                                         "down/d"),
+            ("DOWN",   b'2', "",                                         "down/d"),
+            ("DOWN",   b'D', "",                                         "down/d"),
+            ("DOWN",   b'U', "",                                         "down/d"),
+            ("DOWN",   b'Q', "",                                         "down/d"),
+            ("DOWN",   b'z', "",                                         "down/d"),
+            ("UP",     b'u', "",                                         "up/u"),
+            ("UP",     b'o', "status",                                   "up/d"),
+            ("UP",     b'd', "status sig:t/TERM status kill:CONT custom:d", "up/d/term"),
+            ("UP",     b'x', "status sig:t/TERM status kill:CONT custom:x", "up/x/term"),
+            ("UP",     b't', "sig:t/TERM status",                        "up/u/term"),
+            ("UP",     b'k', "sig:k/KILL",                               "killed/u"),
+            ("UP",     b'p', "sig:p/STOP status",                        "up/u/paused"),
+            ("UP",     b'c', "sig:c/CONT",                               "up/u"),
+            ("UP",     b'h', "sig:h/HUP",                                "up/u"),
+            ("UP",     b'a', "sig:a/ALRM",                               "up/u"),
+            ("UP",     b'i', "sig:i/INT",                                "up/u"),
+            ("UP",     b'q', "sig:q/QUIT",                               "up/u"),
+            ("UP",     b'1', "sig:1/USR1",                               "up/u"),
+            ("UP",     b'2', "sig:2/USR2",                               "up/u"),
+            ("UP",     b'D', "",                                         "up/u"),
+            ("UP",     b'r', "",                                         "up/u"),
+            ("UP",     b'b', "",                                         "up/u"),
+            ("UP",     b'y', "",                                         "up/u"),
+            ("FINISH", b'u', "",                                         "finish/u"),
+            ("FINISH", b'o', "status",                                   "finish/d"),
+            ("FINISH", b'd', "status",                                   "finish/d"),
+            ("FINISH", b'x', "status",                                   "finish/x"),
+            ("FINISH", b't', "",                                         "finish/u"),
+            ("FINISH", b'k', "",                                         "finish/u"),
+            ("FINISH", b'p', "",                                         "finish/u"),
+            ("FINISH", b'c', "",                                         "finish/u"),
+            ("FINISH", b'h', "",                                         "finish/u"),
+            ("FINISH", b'1', "",                                         "finish/u"),
+        ];
+        check(Mode::Runit, table);
+    }
+
+    /// Child events and timers: (mode, state, event, time, actions, resulting state).
+    #[test]
+    fn child_event_table() {
+        #[rustfmt::skip]
+        let table: &[(Mode, &str, Event, u64, &str, &str)] = &[
+            (Mode::S6,    "UP",     Event::RunDied(0x0300), 5000, "closenotify tally(3,0) finish(3,0)", "finish/u"),
+            (Mode::S6,    "UP",     Event::RunDied(15),     5000, "closenotify tally(143,15) finish(256,15)", "finish/u"),
+            (Mode::Runit, "UP",     Event::RunDied(0x0300), 5000, "closenotify finish(3,0)", "finish/u"),
+            (Mode::Runit, "UP",     Event::RunDied(15),     5000, "closenotify finish(-1,15)", "finish/u"),
+            (Mode::Runit, "UP",     Event::RunDied(0x89),   5000, "closenotify finish(-1,137)", "finish/u"),
+            (Mode::S6,    "FINISH", Event::FinishDied(0),   5000, "status ev:D", "down/u"),
+            (Mode::S6,    "FINISH", Event::FinishDied(125 << 8), 5000, "status ev:OD", "down/d"),
+            (Mode::S6,    "LASTFINISH", Event::FinishDied(0), 5000, "status ev:D ev:x exit", "down/u/last"),
+            (Mode::S6,    "FINISH", Event::FinishFailed,    5000, "status ev:dD", "down/u"),
+            (Mode::S6,    "FINISH", Event::NoFinish,        5000, "ev:d status ev:D", "down/u"),
+            (Mode::Runit, "FINISH", Event::FinishDied(0),   5000, "status ev:D spawn", "down/u"),
+            (Mode::Runit, "FINISH", Event::FinishDied(0),   500,  "status ev:D", "down/u"),
+            (Mode::Runit, "FINISH", Event::FinishDied(125 << 8), 5000, "status ev:D spawn", "down/u"),
+            (Mode::S6,    "UP",     Event::Ready,           5000, "status ev:U closenotify", "up/u"),
+            (Mode::S6,    "DOWN",   Event::RunStarted(7),   5000, "status ev:u", "up/d"),
+            (Mode::S6,    "DOWN",   Event::RunFailed,       5000, "", "down/d"),
+            (Mode::Runit, "DOWN",   Event::RunFailed,       5000, "status", "down/d"),
+            (Mode::S6,    "UP",     Event::Timer,           5000, "", "up/u"),
+        ];
+        let mut failures = Vec::new();
+        for &(mode, state, ev, t, acts, after) in table {
+            let mut m = in_state(mode, state);
+            let got = m.step(ev, at(t), &mut files());
+            let (ga, gs) = (render(&got), summary(&m));
+            if ga != acts || gs != after {
+                failures.push(format!(
+                    "{mode:?} {state} {ev:?}: got [{ga}] -> {gs}, want [{acts}] -> {after}"
+                ));
+            }
+        }
+        assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+    }
+
+    /// Supervisor signals (compat.md 6.2.5), both modes.
+    #[test]
+    fn supervisor_signal_table() {
+        use SupSignal::*;
+        #[rustfmt::skip]
+        let table: &[(Mode, &str, SupSignal, &str, &str)] = &[
+            (Mode::S6,    "DOWN",   Term, "ev:x exit",                          "down/d"),
+            (Mode::S6,    "UP",     Term, "status kill:TERM kill:CONT",         "up/d/last"),
+            (Mode::S6,    "FINISH", Term, "closestdio",                         "finish/u/last"),
+            (Mode::S6,    "LASTUP", Term, "status kill:TERM kill:CONT",         "up/d/last"),
+            (Mode::S6,    "LASTFINISH", Term, "",                               "finish/u/last"),
+            (Mode::S6,    "DOWN",   Hup,  "ev:x exit",                          "down/d"),
+            (Mode::S6,    "UP",     Hup,  "closestdio",                         "up/u/last"),
+            (Mode::S6,    "UP",     Quit, "ev:x exit",                          "up/u"),
+            (Mode::S6,    "UP",     Int,  "killpg:INT ev:x exit",               "up/u"),
+            (Mode::S6,    "FINISH", Int,  "killpg:INT ev:x exit",               "finish/u"),
+            (Mode::Runit, "DOWN",   Term, "ev:x exit",                          "down/d"),
+            (Mode::Runit, "UP",     Term, "status sig:t/TERM status kill:CONT custom:x", "up/x/last/term"),
+            (Mode::Runit, "FINISH", Term, "status",                             "finish/x/last"),
+            (Mode::Runit, "UP",     Hup,  "closestdio",                         "up/u/last"),
+            (Mode::Runit, "UP",     Int,  "kill:INT ev:x exit",                 "up/u"),
+        ];
+        let mut failures = Vec::new();
+        for &(mode, state, sig, acts, after) in table {
+            let mut m = in_state(mode, state);
+            let got = m.step(Event::Signal(sig), at(5000), &mut files());
+            let (ga, gs) = (render(&got), summary(&m));
+            if ga != acts || gs != after {
+                failures.push(format!(
+                    "{mode:?} {state} {sig:?}: got [{ga}] -> {gs}, want [{acts}] -> {after}"
+                ));
+            }
+        }
+        assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+    }
+
+    #[test]
+    fn s6_restart_waits_one_second_after_down_unless_ready() {
+        let f = &mut files();
+        let mut m = in_state(Mode::S6, "FINISH");
+        m.step(Event::FinishDied(0), at(3000), f);
+        assert_eq!(m.next_deadline(), Some(4000));
+        assert_eq!(render(&m.step(Event::Timer, at(3999), f)), "");
+        assert_eq!(render(&m.step(Event::Timer, at(4000), f)), "spawn");
+        // A service that was ready long ago restarts at once.
+        let mut m = in_state(Mode::S6, "UP");
+        m.step(Event::Ready, at(100), f);
+        m.step(Event::RunDied(15), at(5000), f);
+        m.step(Event::FinishStarted(9), at(5000), f);
+        assert_eq!(
+            render(&m.step(Event::FinishDied(0), at(5001), f)),
+            "status ev:D spawn"
+        );
+    }
+
+    #[test]
+    fn timeouts_kill_and_repeat() {
+        let f = &mut Fake {
+            tk: 1500,
+            tf: 2000,
+            ds: libc::SIGHUP,
+        };
+        let mut m = in_state(Mode::S6, "UP");
+        assert_eq!(
+            render(&m.step(Event::Control(b'd'), at(1000), f)),
+            "status kill:HUP kill:CONT"
+        );
+        assert_eq!(m.next_deadline(), Some(2500));
+        assert_eq!(render(&m.step(Event::Timer, at(2500), f)), "kill:KILL");
+        assert_eq!(m.next_deadline(), Some(2500 + KILL_REPEAT_MS));
+        m.step(Event::RunDied(9), at(2600), f);
+        m.step(Event::FinishStarted(9), at(2600), f);
+        assert_eq!(m.next_deadline(), Some(4600));
+        assert_eq!(
+            render(&m.step(Event::Timer, at(4600), f)),
+            "warn kill:CONT kill:KILL"
+        );
+    }
+
+    #[test]
+    fn runit_exec_failure_retries_in_one_second_and_u_retries_at_once() {
+        let f = &mut files();
+        let mut m = Machine::new(Mode::Runit, false, false, at(0));
+        assert_eq!(render(&m.step(Event::Start, at(0), f)), "status ev:s spawn");
+        m.step(Event::RunFailed, at(1), f);
+        assert_eq!(m.next_deadline(), Some(1001));
+        assert_eq!(render(&m.step(Event::Control(b'u'), at(2), f)), "spawn");
+        assert_eq!(m.next_deadline(), None);
+        // 'd' while waiting cancels the retry.
+        m.step(Event::RunFailed, at(3), f);
+        m.step(Event::Control(b'd'), at(4), f);
+        assert_eq!(m.next_deadline(), None);
+    }
+
+    #[test]
+    fn both_encodings_come_from_one_state() {
+        let f = &mut files();
+        let mut m = in_state(Mode::Runit, "UP");
+        let start = m.start_stamp;
+        m.step(Event::RunDied(15), at(3000), f);
+        m.step(Event::FinishStarted(77), at(3000), f);
+        let r = m.runit_status();
+        assert_eq!(r.pid, 77);
+        assert_eq!(r.state, RunitState::Finish);
+        // runit: the stamp stays at run's start while finishing; s6: it is run's death.
+        assert_eq!(r.stamp, Tai64N::from_system(start, Family::Runit));
+        let s = m.s6_status();
+        assert!(s.finishing && !s.ready);
+        assert_eq!(s.stamp, Tai64N::from_system(at(3000).wall, Family::S6));
+        assert_eq!(s.wstat, 15);
+        assert_eq!(s.stamp.secs - r.stamp.secs, 27 + 3);
+    }
+
+    #[test]
+    fn log_shutdown_exits_after_the_logger() {
+        let f = &mut files();
+        let mut m = Machine::new(Mode::Runit, true, false, at(0));
+        m.step(Event::Start, at(0), f);
+        m.step(Event::RunStarted(5), at(0), f);
+        // x is ignored for the log in runit mode.
+        assert_eq!(render(&m.step(Event::Control(b'x'), at(1), f)), "");
+        assert_eq!(render(&m.step(Event::Shutdown, at(2), f)), "status");
+        m.step(Event::RunDied(0), at(3), f);
+        assert_eq!(
+            render(&m.step(Event::NoFinish, at(3), f)),
+            "ev:d status ev:D ev:x exit"
+        );
     }
 }
