@@ -359,7 +359,7 @@ pub fn run(opts: Options) -> i32 {
             Some(d) => PollTimeout::try_from(d - now).unwrap_or(PollTimeout::MAX),
         };
         let n = sup.svcs.len();
-        let (mut ctl_ready, mut notify_ready, mut sig_ready) = ([false; 2], [false; 2], false);
+        let (mut ctl_ready, mut notify_ready) = ([false; 2], [false; 2]);
         {
             let mut fds = Vec::with_capacity(5);
             fds.push(PollFd::new(sig_r.as_fd(), PollFlags::POLLIN));
@@ -379,7 +379,6 @@ pub fn run(opts: Options) -> i32 {
                 Err(e) => fatal(&sup.opts.prog, &format!("unable to poll: {}", e.desc())),
             }
             let hit = |f: &PollFd| f.revents().map(|r| !r.is_empty()).unwrap_or(false);
-            sig_ready = sig_ready || hit(&fds[0]);
             for i in 0..n {
                 ctl_ready[i] = hit(&fds[1 + i]);
                 if let Some(k) = notify_idx[i] {
@@ -387,7 +386,6 @@ pub fn run(opts: Options) -> i32 {
                 }
             }
         }
-        let _ = sig_ready;
         let mut drain = [0u8; 64];
         while matches!(sig_r.read(&mut drain), Ok(k) if k > 0) {}
 
@@ -399,16 +397,21 @@ pub fn run(opts: Options) -> i32 {
             if let Some(s) = s {
                 if flags[k].swap(false, Ordering::SeqCst) {
                     sup.feed(0, Event::Signal(*s));
+                    if matches!(s, SupSignal::Quit | SupSignal::Int) && sup.svcs[0].done {
+                        // "Exit now": do not wait for the logger, which only sees EOF once
+                        // the (untouched) service closes the pipe.
+                        if sup.svcs.len() > 1 {
+                            crate::fifodir::broadcast(&sup.svcs[1].dir.path("event"), b"x");
+                        }
+                        std::process::exit(0);
+                    }
                 }
             }
         }
         for i in 0..n {
             if ctl_ready[i] && !sup.svcs[i].done {
                 let mut buf = [0u8; 64];
-                let got = match (&sup.svcs[i].ctl).read(&mut buf) {
-                    Ok(k) => k,
-                    Err(_) => 0,
-                };
+                let got: usize = (&sup.svcs[i].ctl).read(&mut buf).unwrap_or_default();
                 for &c in &buf[..got] {
                     sup.feed(i, Event::Control(c));
                 }
