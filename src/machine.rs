@@ -365,6 +365,11 @@ impl Machine {
             Event::FinishStarted(pid) => {
                 self.state = State::Finish;
                 self.child = Child::Finish(pid);
+                if self.mode == Mode::Runit {
+                    // runsv starts finish through the same path as run, which clears the
+                    // paused flag; without a finish the flag survives the death (obs).
+                    self.paused = false;
+                }
                 let tf = files.timeout_finish();
                 self.finish_kill_at = (tf > 0).then(|| now.mono_ms + tf);
                 out.push(Action::WriteStatus);
@@ -719,8 +724,8 @@ impl Machine {
                 }
             }
             Mode::Runit => {
+                // runsv keeps the paused flag until the next start (obs).
                 self.down_stamp = now.wall;
-                self.paused = false;
                 out.push(Action::WriteStatus);
                 out.push(Action::Broadcast(if finish_failed { b"dD" } else { b"D" }));
                 if self.want == Want::Exit || self.last {

@@ -639,8 +639,14 @@ impl Sup {
         let r = match self.opts.mode {
             Mode::S6 => status::write_atomic(&dir, "status", &s.m.s6_status().encode(), 0o666),
             Mode::Runit => {
+                // As runsv: pid, then stat, then status, so that a client that saw the new
+                // status also finds the new text files.
                 let st = s.m.runit_status();
-                let mut r = status::write_atomic(&dir, "status", &st.encode(), 0o644);
+                let mut r = Ok(());
+                if s.pid_written != Some(st.pid as i32) {
+                    r = status::write_atomic(&dir, "pid", st.pid_text().as_bytes(), 0o644);
+                    s.pid_written = Some(st.pid as i32);
+                }
                 if r.is_ok() {
                     r = status::write_atomic(
                         &dir,
@@ -649,9 +655,8 @@ impl Sup {
                         0o644,
                     );
                 }
-                if r.is_ok() && s.pid_written != Some(st.pid as i32) {
-                    r = status::write_atomic(&dir, "pid", st.pid_text().as_bytes(), 0o644);
-                    s.pid_written = Some(st.pid as i32);
+                if r.is_ok() {
+                    r = status::write_atomic(&dir, "status", &st.encode(), 0o644);
                 }
                 r
             }

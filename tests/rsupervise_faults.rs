@@ -302,3 +302,35 @@ fn nosetsid_and_invocation_names() {
     assert!(sd.join("log/supervise/ok").exists());
     assert_eq!(sup.stop(), 0);
 }
+
+#[test]
+fn real_supervisor_first_then_ours_is_refused() {
+    if !have_refs(&["runsv", "s6-supervise"]) {
+        return;
+    }
+    for real in ["runsv", "s6-supervise"] {
+        let t = TempDir::new("freal");
+        let sd = t.path().join("a");
+        script(&sd.join("run"), "#!/bin/sh\nexec sleep 1000\n");
+        let sup = Sup::start_prog(std::path::Path::new(real), &[], t.path(), "a");
+        let pid = wait_up(&sd, None);
+        // wait until the real program holds its lock
+        wait_for(T, "lock", || {
+            rsv::lock::supervised(&sd.join("supervise"))
+                .ok()
+                .filter(|b| *b)
+        });
+        let (c, _, err) = cmd(
+            t.path(),
+            bin("rsupervise").to_str().unwrap(),
+            &["--compat", "runit", "a"],
+        );
+        assert_eq!(c, 111, "{real}: {err}");
+        assert!(
+            err.contains("a/supervise/lock: another supervisor holds it"),
+            "{err}"
+        );
+        assert_eq!(pid_of(&sd), Some(pid));
+        sup.stop();
+    }
+}

@@ -392,3 +392,63 @@ fn control_override_and_throttle() {
     );
     assert_eq!(sup.stop(), 0);
 }
+
+/// The same scenario under the real runsv and under rsupervise: sv's output (pids and
+/// seconds masked), the stat text and finish's arguments must agree.
+#[test]
+fn same_as_real_runsv() {
+    if !have_refs(&["runsv", "sv"]) {
+        return;
+    }
+    let mask = |s: &str| {
+        s.split(' ')
+            .map(|w| {
+                if w.trim_end_matches([')', ';', ',', '\n'])
+                    .trim_end_matches('s')
+                    .chars()
+                    .all(|c| c.is_ascii_digit())
+                    && !w.is_empty()
+                {
+                    "N"
+                } else {
+                    w
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let mut results = Vec::new();
+    for real in [true, false] {
+        let t = TempDir::new("rcmp");
+        let sd = t.path().join("a");
+        sleeper(&sd);
+        script(&sd.join("log/run"), "#!/bin/sh\nexec cat > /dev/null\n");
+        let sup = if real {
+            Sup::start_prog(Path::new("runsv"), &[], t.path(), "a")
+        } else {
+            Sup::start("runit", t.path(), "a")
+        };
+        let pid = wait_up(&sd, None);
+        wait_up(&sd.join("log"), None);
+        let mut r = vec![mask(&sv(t.path(), &["status", "./a"]).1)];
+        r.push(fs::read_to_string(sd.join("supervise/stat")).unwrap());
+        // Let run live over 1 s: runsv would otherwise block in sleep(1) after the death
+        // and serve the next letters late.
+        std::thread::sleep(Duration::from_millis(1100));
+        r.push(mask(&sv(t.path(), &["-v", "pause", "./a"]).1));
+        r.push(fs::read_to_string(sd.join("supervise/stat")).unwrap());
+        r.push(mask(&sv(t.path(), &["-v", "down", "./a"]).1));
+        r.push(finish_line(&sd, 1));
+        r.push(fs::read_to_string(sd.join("supervise/stat")).unwrap());
+        r.push(mask(&sv(t.path(), &["cont", "./a"]).1));
+        r.push(mask(&sv(t.path(), &["-v", "status", "./a"]).1));
+        r.push(fs::read_to_string(sd.join("supervise/stat")).unwrap());
+        r.push(mask(&sv(t.path(), &["status", "./a/log"]).1));
+        let argv = fs::read_to_string(sd.join("argv")).unwrap();
+        r.push(argv);
+        assert!(!alive(pid));
+        assert_eq!(sup.stop(), 0);
+        results.push(r);
+    }
+    assert_eq!(results[0], results[1]);
+}

@@ -399,3 +399,36 @@ fn log_pipeline_survives_logger_restart() {
     assert_eq!(all.lines().collect::<Vec<_>>(), want);
     assert_eq!(sup.stop(), 0);
 }
+
+#[test]
+fn timeout_finish_kills_a_slow_finish() {
+    if !have_refs(&["s6-svc", "s6-svstat"]) {
+        return;
+    }
+    let t = TempDir::new("s6tf");
+    let sd = t.path().join("a");
+    script(&sd.join("run"), "#!/bin/sh\nexec sleep 1000\n");
+    script(
+        &sd.join("finish"),
+        "#!/bin/sh\necho $$ > finpid\nexec sleep 1000\n",
+    );
+    fs::write(sd.join("timeout-finish"), "300\n").unwrap();
+    let sup = Sup::start("s6", t.path(), "a");
+    wait_up(&sd, None);
+    let t0 = Instant::now();
+    assert_eq!(
+        cmd(t.path(), "s6-svc", &["-wD", "-T", "5000", "-d", "a"]).0,
+        0
+    );
+    assert!(t0.elapsed() >= Duration::from_millis(280));
+    let fpid: i32 = fs::read_to_string(sd.join("finpid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(!alive(fpid));
+    assert!(sup.err().contains(
+        "rsupervise a: warning: finish script lifetime reached maximum value - sending it a SIGKILL"
+    ));
+    assert_eq!(sup.stop(), 0);
+}
