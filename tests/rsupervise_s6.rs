@@ -432,3 +432,46 @@ fn timeout_finish_kills_a_slow_finish() {
     ));
     assert_eq!(sup.stop(), 0);
 }
+
+/// Event letters broadcast to `event/` for the same scenario, real s6-supervise vs ours.
+#[test]
+fn same_events_as_real_s6_supervise() {
+    if !have_refs(&["s6-supervise", "s6-svc"]) {
+        return;
+    }
+    let mut results = Vec::new();
+    for real in [true, false] {
+        let t = TempDir::new("s6ev");
+        let sd = t.path().join("a");
+        script(&sd.join("run"), "#!/bin/sh\nsleep 0.2\necho >&3\nexec sleep 1000\n");
+        fs::write(sd.join("notification-fd"), "3\n").unwrap();
+        let mut l = rsv::fifodir::Listener::subscribe(&sd.join("event")).unwrap();
+        let mut seen = String::new();
+        let mut until = |l: &mut rsv::fifodir::Listener, want: &str| {
+            wait_for(T, want, || {
+                seen.push_str(&String::from_utf8_lossy(&l.read_events().unwrap()));
+                seen.ends_with(want).then_some(())
+            });
+        };
+        let sup = if real {
+            Sup::start_prog(std::path::Path::new("s6-supervise"), &[], t.path(), "a")
+        } else {
+            Sup::start("s6", t.path(), "a")
+        };
+        until(&mut l, "U");
+        cmd(t.path(), "s6-svc", &["-d", "a"]);
+        until(&mut l, "D");
+        cmd(t.path(), "s6-svc", &["-u", "a"]);
+        until(&mut l, "U");
+        cmd(t.path(), "s6-svc", &["-x", "a"]);
+        std::thread::sleep(Duration::from_millis(100));
+        cmd(t.path(), "s6-svc", &["-d", "a"]);
+        until(&mut l, "x");
+        let mut g = sup.g;
+        assert_eq!(g.wait_exit(T).code(), Some(0));
+        drop(until);
+        results.push(seen);
+    }
+    assert_eq!(results[0], "suUdDuUdDx");
+    assert_eq!(results[0], results[1]);
+}
