@@ -739,16 +739,31 @@ impl Sup {
         let setsid = mode == Mode::S6 && !self.nosetsid && !matches!(what, What::Control(_));
         let (hs_r, hs_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
 
+        // Block every signal across the fork: a signal that reaches the child before exec
+        // must not run our handlers there; the child resets the dispositions, then unblocks.
+        // SAFETY: sigprocmask with valid, initialised sets.
+        let mut old_mask: libc::sigset_t = unsafe { std::mem::zeroed() };
+        // SAFETY: as above.
+        unsafe {
+            let mut all: libc::sigset_t = std::mem::zeroed();
+            libc::sigfillset(&mut all);
+            libc::sigprocmask(libc::SIG_BLOCK, &all, &mut old_mask);
+        }
+        let restore = |old: &libc::sigset_t| {
+            // SAFETY: restoring the mask saved above.
+            unsafe { libc::sigprocmask(libc::SIG_SETMASK, old, std::ptr::null_mut()) };
+        };
         // SAFETY: the process is single-threaded (signal-hook's handlers run in the signal
         // context, no helper thread), and the child only makes async-signal-safe calls on
         // data prepared above before it execs or _exits.
-        match unsafe { nix::unistd::fork() }? {
+        let forked = unsafe { nix::unistd::fork() };
+        if forked.is_err() {
+            restore(&old_mask);
+        }
+        match forked? {
             nix::unistd::ForkResult::Child => {
                 // SAFETY: async-signal-safe libc calls only; every pointer is valid.
                 unsafe {
-                    let mut set: libc::sigset_t = std::mem::zeroed();
-                    libc::sigemptyset(&mut set);
-                    libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
                     for sig in [
                         libc::SIGPIPE,
                         libc::SIGCHLD,
@@ -759,6 +774,9 @@ impl Sup {
                     ] {
                         libc::signal(sig, libc::SIG_DFL);
                     }
+                    let mut set: libc::sigset_t = std::mem::zeroed();
+                    libc::sigemptyset(&mut set);
+                    libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
                     if setsid {
                         libc::setsid();
                     }
@@ -795,6 +813,7 @@ impl Sup {
                 }
             }
             nix::unistd::ForkResult::Parent { child } => {
+                restore(&old_mask);
                 drop(hs_w);
                 let mut b = [0u8; 4];
                 let mut f = File::from(hs_r);

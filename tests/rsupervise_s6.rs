@@ -443,7 +443,10 @@ fn same_events_as_real_s6_supervise() {
     for real in [true, false] {
         let t = TempDir::new("s6ev");
         let sd = t.path().join("a");
-        script(&sd.join("run"), "#!/bin/sh\nsleep 0.2\necho >&3\nexec sleep 1000\n");
+        script(
+            &sd.join("run"),
+            "#!/bin/sh\nsleep 0.2\necho >&3\nexec sleep 1000\n",
+        );
         fs::write(sd.join("notification-fd"), "3\n").unwrap();
         let mut l = rsv::fifodir::Listener::subscribe(&sd.join("event")).unwrap();
         let mut seen = String::new();
@@ -469,7 +472,6 @@ fn same_events_as_real_s6_supervise() {
         until(&mut l, "x");
         let mut g = sup.g;
         assert_eq!(g.wait_exit(T).code(), Some(0));
-        drop(until);
         results.push(seen);
     }
     assert_eq!(results[0], "suUdDuUdDx");
