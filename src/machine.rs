@@ -504,6 +504,9 @@ impl Machine {
                 }
                 self.set_want(Want::Down, out);
             }
+            // The logger lives as long as the main service: `x` is ignored for it (the
+            // supervisor exits through the main service).
+            b'x' if self.is_log => {}
             b'x' => {
                 if self.is_down() {
                     self.exit(out);
@@ -1267,8 +1270,10 @@ mod tests {
         let mut m = Machine::new(Mode::Runit, true, false, at(0));
         m.step(Event::Start, at(0), f);
         m.step(Event::RunStarted(5), at(0), f);
-        // x is ignored for the log in runit mode.
+        // x is ignored for the log (both modes).
         assert_eq!(render(&m.step(Event::Control(b'x'), at(1), f)), "");
+        let mut s6log = Machine::new(Mode::S6, true, true, at(0));
+        assert_eq!(render(&s6log.step(Event::Control(b'x'), at(1), f)), "");
         assert_eq!(render(&m.step(Event::Shutdown, at(2), f)), "status");
         m.step(Event::RunDied(0), at(3), f);
         assert_eq!(

@@ -334,3 +334,50 @@ fn real_supervisor_first_then_ours_is_refused() {
         sup.stop();
     }
 }
+
+/// An idle supervisor sleeps in poll(2) without a timeout: no wake-ups at all.
+#[test]
+fn idle_supervisor_makes_no_system_calls() {
+    if !have_refs(&["strace"]) {
+        return;
+    }
+    let t = TempDir::new("fidle");
+    let sd = t.path().join("a");
+    script(&sd.join("run"), "#!/bin/sh\nexec sleep 1000\n");
+    script(&sd.join("log/run"), "#!/bin/sh\nexec cat > /dev/null\n");
+    let sup = Sup::start("runit", t.path(), "a");
+    let pid = wait_up(&sd, None);
+    wait_up(&sd.join("log"), None);
+    // The run child: empty signal mask, SIGPIPE not ignored.
+    let st = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |name: &str| {
+        let v = st.lines().find(|l| l.starts_with(name)).unwrap();
+        u64::from_str_radix(v.split_whitespace().nth(1).unwrap(), 16).unwrap()
+    };
+    assert_eq!(field("SigBlk:"), 0);
+    assert_eq!(field("SigIgn:") & (1 << (libc::SIGPIPE - 1)), 0);
+    let (_, _, err) = cmd(
+        t.path(),
+        "timeout",
+        &[
+            "-s",
+            "INT",
+            "2",
+            "strace",
+            "-e",
+            "trace=poll,ppoll,read,wait4",
+            "-p",
+            &sup.g.pid().to_string(),
+        ],
+    );
+    let calls: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("poll(") || l.contains("read(") || l.contains("wait4("))
+        .collect();
+    assert!(
+        calls.is_empty(),
+        "system calls while idle: {calls:?}\n{err}"
+    );
+    assert!(err.contains("attached"), "strace did not attach: {err}");
+    assert_eq!(sup.stop(), 0);
+}
