@@ -477,3 +477,33 @@ fn same_events_as_real_s6_supervise() {
     assert_eq!(results[0], "suUdDuUdDx");
     assert_eq!(results[0], results[1]);
 }
+
+/// Signals to the supervisor itself (compat.md 6.2.5): HUP waits for the service to die by
+/// itself, QUIT leaves at once, INT takes the service's process group along.
+#[test]
+fn supervisor_signals() {
+    let t = TempDir::new("s6sig");
+    let sd = t.path().join("a");
+    script(&sd.join("run"), "#!/bin/sh\nexec sleep 1000\n");
+    // HUP: the supervisor stays until the service dies.
+    let mut sup = Sup::start("s6", t.path(), "a");
+    let pid = wait_up(&sd, None);
+    sup.g.signal(libc::SIGHUP);
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(alive(sup.g.pid()) && alive(pid));
+    common::kill_pid(pid);
+    assert_eq!(sup.g.wait_exit(T).code(), Some(0));
+    // QUIT: exits at once, the service is left running.
+    let mut sup = Sup::start("s6", t.path(), "a");
+    let pid = wait_up(&sd, Some(pid));
+    sup.g.signal(libc::SIGQUIT);
+    assert_eq!(sup.g.wait_exit(T).code(), Some(0));
+    assert!(alive(pid));
+    common::kill_pid(pid);
+    // INT: SIGINT to the service's process group, then exit.
+    let mut sup = Sup::start("s6", t.path(), "a");
+    let pid = wait_up(&sd, Some(pid));
+    sup.g.signal(libc::SIGINT);
+    assert_eq!(sup.g.wait_exit(T).code(), Some(0));
+    wait_for(T, "service gone", || (!alive(pid)).then_some(()));
+}
