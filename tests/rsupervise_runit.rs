@@ -382,14 +382,21 @@ fn control_override_and_throttle() {
         let gap = (w[1] - w[0]) / 1_000_000;
         assert!((900..1500).contains(&gap), "restart gap {gap} ms");
     }
+    // runsv would be blocked in sleep(1) here; we serve the letter at once.
     let t0 = Instant::now();
-    let (c, out) = sv(t.path(), &["-v", "-w", "3", "down", "./b"]);
-    assert_eq!(c, 0, "{out}");
+    fs::OpenOptions::new()
+        .write(true)
+        .open(sd.join("supervise/control"))
+        .and_then(|mut f| std::io::Write::write_all(&mut f, b"d"))
+        .unwrap();
+    wait_for(T, "want down", || (!rs(&sd).want_up).then_some(()));
     assert!(
-        t0.elapsed() < Duration::from_millis(1000),
+        t0.elapsed() < Duration::from_millis(300),
         "{:?}",
         t0.elapsed()
     );
+    let (c, out) = sv(t.path(), &["-v", "-w", "3", "down", "./b"]);
+    assert_eq!(c, 0, "{out}");
     assert_eq!(sup.stop(), 0);
 }
 
