@@ -106,7 +106,9 @@ fn missing_or_unexecutable_run_stays_controllable() {
     cmd(t.path(), "s6-svc", &["-u", "a"]);
     let pid = wait_up(&sd, None);
     assert!(t0.elapsed() < Duration::from_secs(3));
-    assert_eq!(cmdline(pid), "sleep 1000");
+    wait_for(T, "run to exec sleep", || {
+        (cmdline(pid) == "sleep 1000").then_some(())
+    });
     assert_eq!(sup.stop(), 0);
 
     // Missing run, runit mode: 1-s retries; -d stops them, SIGTERM ends the supervisor.

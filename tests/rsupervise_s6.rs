@@ -30,7 +30,9 @@ fn layout_argv_session_and_svstat() {
     let sup = Sup::start("s6", t.path(), "a");
     let pid = wait_up(&sd, None);
     // The pid in status is the real run process (it exec'd sleep).
-    assert_eq!(cmdline(pid), "sleep 1000");
+    wait_for(T, "run to exec sleep", || {
+        (cmdline(pid) == "sleep 1000").then_some(())
+    });
     assert_eq!(fs::metadata(sd.join("supervise/status")).unwrap().len(), 35);
     let mode = |p: &str| fs::metadata(sd.join(p)).unwrap().permissions().mode() & 0o7777;
     assert_eq!(mode("supervise"), 0o700);
