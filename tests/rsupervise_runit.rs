@@ -197,8 +197,8 @@ fn every_sv_word() {
     // shutdown: the supervisor exits after the service
     let (c, out) = sv(t.path(), &["shutdown", "./a"]);
     assert_eq!(c, 0, "{out}");
-    let mut g = sup.g;
-    assert_eq!(g.wait_exit(T).code(), Some(0));
+    let mut sup = sup;
+    assert_eq!(sup.g.wait_exit(T).code(), Some(0));
     let (c, out) = sv(t.path(), &["status", "./a"]);
     assert_eq!((c, out.as_str()), (1, "fail: ./a: runsv not running\n"));
 }
@@ -230,8 +230,8 @@ fn force_stop_kills_a_term_ignoring_service_and_exit_word() {
     );
     let (c, out) = sv(t.path(), &["-v", "exit", "./a"]);
     assert!(c == 0 && out == "ok: ./a: runsv not running\n", "{out}");
-    let mut g = sup.g;
-    assert_eq!(g.wait_exit(T).code(), Some(0));
+    let mut sup = sup;
+    assert_eq!(sup.g.wait_exit(T).code(), Some(0));
 }
 
 #[test]
@@ -330,8 +330,8 @@ fn log_service_in_the_same_process() {
     // exit on the main service: stops it, then the logger gets EOF, then the supervisor exits
     let (c, out) = sv(t.path(), &["-w", "5", "exit", "./a"]);
     assert_eq!(c, 0, "{out}");
-    let mut g = sup.g;
-    assert_eq!(g.wait_exit(T).code(), Some(0));
+    let mut sup = sup;
+    assert_eq!(sup.g.wait_exit(T).code(), Some(0));
     assert!(!alive(pid) && !alive(lpid2));
 }
 

@@ -216,9 +216,9 @@ fn every_svc_letter() {
         0
     );
     // -x while down: the supervisor exits 0 and s6-svwait sees it
-    let mut g = sup.g;
+    let mut sup = sup;
     assert_eq!(cmd(t.path(), "s6-svc", &["-x", "a"]).0, 0);
-    assert_eq!(g.wait_exit(T).code(), Some(0));
+    assert_eq!(sup.g.wait_exit(T).code(), Some(0));
     assert_eq!(cmd(t.path(), "s6-svok", &["a"]).0, 1);
 }
 
@@ -472,8 +472,8 @@ fn same_events_as_real_s6_supervise() {
         std::thread::sleep(Duration::from_millis(100));
         cmd(t.path(), "s6-svc", &["-d", "a"]);
         until(&mut l, "x");
-        let mut g = sup.g;
-        assert_eq!(g.wait_exit(T).code(), Some(0));
+        let mut sup = sup;
+        assert_eq!(sup.g.wait_exit(T).code(), Some(0));
         results.push(seen);
     }
     assert_eq!(results[0], "suUdDuUdDx");

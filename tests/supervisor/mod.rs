@@ -70,6 +70,20 @@ impl Sup {
     }
 }
 
+impl Drop for Sup {
+    /// A failing test must not leave services behind: they run in their own sessions, so
+    /// killing the supervisor (the Guard does) is not enough.
+    fn drop(&mut self) {
+        if self.g.0.is_some() {
+            for sd in [self.sd(), self.sd().join("log")] {
+                if let Some(p) = pid_of(&sd) {
+                    kill_pid(p);
+                }
+            }
+        }
+    }
+}
+
 /// The pid in SD/supervise/status (either format), if any.
 pub fn pid_of(sd: &Path) -> Option<i32> {
     match read_status(&sd.join("supervise")).ok()? {
