@@ -164,8 +164,6 @@ pub trait Files {
 pub const KILL_REPEAT_MS: u64 = 5000;
 /// s6: delay before retrying after exec of `run` failed.
 pub const S6_EXEC_RETRY_MS: u64 = 10_000;
-/// runit: delay before retrying after exec of `run` failed (runsv's 1-s loop).
-pub const RUNIT_EXEC_RETRY_MS: u64 = 1000;
 /// Both: minimum spacing between automatic restarts.
 pub const RESTART_MS: u64 = 1000;
 
@@ -349,18 +347,17 @@ impl Machine {
                 out.push(Action::WriteStatus);
                 out.push(Action::Broadcast(b"u"));
             }
-            Event::RunFailed => {
-                let ms = match self.mode {
-                    Mode::S6 => S6_EXEC_RETRY_MS,
-                    Mode::Runit => RUNIT_EXEC_RETRY_MS,
-                };
-                self.restart_at = Some(now.mono_ms + ms);
-                if self.mode == Mode::Runit {
-                    // runsv sees an immediate death: down since now, want up.
-                    self.down_stamp = now.wall;
-                    out.push(Action::WriteStatus);
+            Event::RunFailed => match self.mode {
+                // s6: status untouched, retry in 10 s.
+                Mode::S6 => self.restart_at = Some(now.mono_ms + S6_EXEC_RETRY_MS),
+                // runsv's child reports the failure and exits 111: an immediate death, so
+                // finish runs with "111 0" and the 1-s rule spaces the retries.
+                Mode::Runit => {
+                    self.start_mono = now.mono_ms;
+                    self.start_stamp = now.wall;
+                    self.run_died(111 << 8, now, &mut out);
                 }
-            }
+            },
             Event::RunDied(wstat) => self.run_died(wstat, now, &mut out),
             Event::FinishStarted(pid) => {
                 self.state = State::Finish;
@@ -1134,7 +1131,7 @@ mod tests {
             (Mode::S6,    "UP",     Event::Ready,           5000, "status ev:U closenotify", "up/u"),
             (Mode::S6,    "DOWN",   Event::RunStarted(7),   5000, "status ev:u", "up/d"),
             (Mode::S6,    "DOWN",   Event::RunFailed,       5000, "", "down/d"),
-            (Mode::Runit, "DOWN",   Event::RunFailed,       5000, "status", "down/d"),
+            (Mode::Runit, "DOWN",   Event::RunFailed,       5000, "closenotify finish(111,0)", "finish/d"),
             (Mode::S6,    "UP",     Event::Timer,           5000, "", "up/u"),
         ];
         let mut failures = Vec::new();
@@ -1236,11 +1233,16 @@ mod tests {
         let mut m = Machine::new(Mode::Runit, false, false, at(0));
         assert_eq!(render(&m.step(Event::Start, at(0), f)), "status ev:s spawn");
         m.step(Event::RunFailed, at(1), f);
+        assert_eq!(
+            render(&m.step(Event::NoFinish, at(1), f)),
+            "ev:d status ev:D"
+        );
         assert_eq!(m.next_deadline(), Some(1001));
         assert_eq!(render(&m.step(Event::Control(b'u'), at(2), f)), "spawn");
         assert_eq!(m.next_deadline(), None);
         // 'd' while waiting cancels the retry.
         m.step(Event::RunFailed, at(3), f);
+        m.step(Event::NoFinish, at(3), f);
         m.step(Event::Control(b'd'), at(4), f);
         assert_eq!(m.next_deadline(), None);
     }

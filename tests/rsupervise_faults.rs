@@ -112,8 +112,13 @@ fn missing_or_unexecutable_run_stays_controllable() {
     assert_eq!(sup.stop(), 0);
 
     // Missing run, runit mode: 1-s retries; -d stops them, SIGTERM ends the supervisor.
+    // As with runsv, each failure counts as an exit 111: finish runs with "111 0".
     let sd = t.path().join("b");
     fs::create_dir_all(&sd).unwrap();
+    script(
+        &sd.join("finish"),
+        "#!/bin/sh\necho \"$#|$*\" >> finished\n",
+    );
     let sup = Sup::start("runit", t.path(), "b");
     let err = wait_for(T, "two warnings", || {
         Some(sup.err()).filter(|e| e.lines().count() >= 2)
@@ -122,6 +127,15 @@ fn missing_or_unexecutable_run_stays_controllable() {
         err.lines().next().unwrap(),
         "rsupervise b: warning: unable to start run: No such file or directory \u{2014} retrying in 1 s"
     );
+    assert_eq!(finish_line(&sd, 2), "2|111 0");
+    if have_refs(&["sv"]) {
+        // (finish runs a few ms per second: poll until sv sees the down state)
+        wait_for(T, "sv status down, want up", || {
+            let (_, out, _) = cmd(t.path(), "sv", &["status", "./b"]);
+            (out.starts_with("down: ./b: ") && out.ends_with("s, normally up, want up\n"))
+                .then_some(())
+        });
+    }
     cmd(t.path(), "s6-svc", &["-d", "b"]);
     std::thread::sleep(Duration::from_millis(1300));
     let n = sup.err().lines().count();
