@@ -13,7 +13,7 @@ use std::ffi::CString;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, OpenOptionsExt};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -84,19 +84,10 @@ fn ensure_dir_follow(path: &Path, mode: u32, fifodir: bool) -> io::Result<()> {
     if fifodir {
         return crate::fifodir::ensure_dir(&target);
     }
-    match fs::DirBuilder::new().mode_ext(mode).create(&target) {
+    match fs::DirBuilder::new().mode(mode).create(&target) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists && target.is_dir() => Ok(()),
         Err(e) => Err(e),
-    }
-}
-
-trait DirBuilderModeExt {
-    fn mode_ext(&mut self, mode: u32) -> &mut Self;
-}
-impl DirBuilderModeExt for fs::DirBuilder {
-    fn mode_ext(&mut self, mode: u32) -> &mut Self {
-        std::os::unix::fs::DirBuilderExt::mode(self, mode)
     }
 }
 
