@@ -309,7 +309,11 @@ fn finish_125_timeout_kill_and_death_tally_limit() {
     assert!(!out.contains("want up"), "{out}");
     let (_, out, _) = cmd(t.path(), "s6-svstat", &["-n", "a"]);
     assert!(out.starts_with("down (signal 9) "), "{out}");
-    let (_, out, _) = cmd(t.path(), "s6-svstat", &["-o", "signal,signum,exitcode,pid", "a"]);
+    let (_, out, _) = cmd(
+        t.path(),
+        "s6-svstat",
+        &["-o", "signal,signum,exitcode,pid", "a"],
+    );
     assert_eq!(out, "SIGKILL 9 -1 -1\n");
     // finish 125 after a normal u: want becomes down (OD)
     fs::write(sd.join("timeout-kill"), "0\n").unwrap();
