@@ -5,6 +5,9 @@
 pub mod diag;
 pub mod fifodir;
 pub mod lock;
+pub mod machine;
 pub mod sig;
 pub mod status;
+pub mod supervise;
+pub mod svdir;
 pub mod tai;

@@ -1,0 +1,839 @@
+//! rsupervise's event loop: sets up `supervise/` (and `event/`) in the layout of the chosen
+//! personality, then polls the control FIFO(s), a signal self-pipe and the readiness pipe(s)
+//! with one timeout (the nearest deadline of the state machines), feeding [`Machine`]s and
+//! carrying out their actions. With nothing pending it sleeps in poll(2) without timeout.
+//!
+//! Children are started with `fork` + `execv`: everything the child needs (paths, argv,
+//! descriptors) is prepared before the fork, and the child only calls async-signal-safe
+//! functions. A close-on-exec pipe reports exec failure back to the supervisor (s6's
+//! handshake). std's `Command` is not used: it allocates per spawn and pulls in machinery the
+//! supervisor does not need, and it cannot express "this fd on fd N, that one on 0/1".
+
+use std::ffi::CString;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, OpenOptionsExt};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Instant, SystemTime};
+
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::stat::Mode as FileMode;
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::Pid;
+
+use crate::diag::EXIT_SYS;
+use crate::lock::{self, LockError};
+use crate::machine::{Action, Child, Event, Machine, Mode, Now, SupSignal};
+use crate::status::{self, DEATH_LEN};
+use crate::svdir::{SvDir, errtext};
+
+/// Command-line options of rsupervise.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Program name for messages.
+    pub prog: String,
+    pub mode: Mode,
+    /// Do not supervise `SD/log`.
+    pub no_log: bool,
+    /// The service directory as given.
+    pub dir: String,
+}
+
+const SIGNALS: [(i32, Option<SupSignal>); 5] = [
+    (libc::SIGCHLD, None),
+    (libc::SIGTERM, Some(SupSignal::Term)),
+    (libc::SIGHUP, Some(SupSignal::Hup)),
+    (libc::SIGINT, Some(SupSignal::Int)),
+    (libc::SIGQUIT, Some(SupSignal::Quit)),
+];
+
+fn fatal(prog: &str, msg: &str) -> ! {
+    let _ = writeln!(io::stderr(), "{prog}: fatal: {msg}");
+    std::process::exit(EXIT_SYS)
+}
+
+/// Writes a whole buffer to a raw fd, ignoring errors (async-signal-safe).
+fn raw_write(fd: RawFd, b: &[u8]) {
+    // SAFETY: writing from a valid buffer to a descriptor; errors ignored.
+    unsafe {
+        libc::write(fd, b.as_ptr().cast(), b.len());
+    }
+}
+
+/// Creates `path` as a directory with `mode`, following a (possibly dangling) symlink and
+/// creating its target (relative to the link's directory) when missing.
+fn ensure_dir_follow(path: &Path, mode: u32, fifodir: bool) -> io::Result<()> {
+    let target = match fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => {
+            if fs::metadata(path).is_ok() {
+                return Ok(());
+            }
+            let t = fs::read_link(path)?;
+            match path.parent() {
+                Some(p) if t.is_relative() => p.join(t),
+                _ => t,
+            }
+        }
+        _ => path.to_path_buf(),
+    };
+    if fifodir {
+        return crate::fifodir::ensure_dir(&target);
+    }
+    match fs::DirBuilder::new().mode(mode).create(&target) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && target.is_dir() => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// mkfifo if missing; an existing non-FIFO is an error naming the path.
+fn ensure_fifo(path: &Path, shown: &str, prog: &str) {
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_fifo() => {}
+        Ok(_) => fatal(prog, &format!("{shown} exists but is not a fifo")),
+        Err(_) => {
+            if let Err(e) = nix::unistd::mkfifo(path, FileMode::from_bits_truncate(0o600)) {
+                if e != Errno::EEXIST {
+                    fatal(prog, &format!("unable to mkfifo {shown}: {}", e.desc()));
+                }
+            }
+        }
+    }
+}
+
+fn open_fifo(path: &Path, shown: &str, prog: &str, write: bool) -> File {
+    OpenOptions::new()
+        .read(true)
+        .write(write)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+        .unwrap_or_else(|e| fatal(prog, &format!("unable to open {shown}: {}", errtext(&e))))
+}
+
+/// Per-service runtime state around a [`Machine`].
+struct Svc {
+    m: Machine,
+    dir: SvDir,
+    ctl: File,
+    _ok: Option<File>,
+    _lock: File,
+    notify: Option<OwnedFd>,
+    /// Last pid written to runit's `pid` file (it is rewritten only on change).
+    pid_written: Option<i32>,
+    /// Prepared NAME argument for s6 argv.
+    name: CString,
+    done: bool,
+}
+
+struct Sup {
+    opts: Options,
+    svcs: Vec<Svc>, // [main] or [main, log]
+    /// The log pipe: (read end, write end), held for the supervisor's life.
+    pipe: Option<(OwnedFd, OwnedFd)>,
+    origin: Instant,
+    nosetsid: bool,
+}
+
+/// What to start.
+enum What {
+    Run,
+    Finish(String, String),
+    Control(u8),
+}
+
+/// Runs the supervisor; returns the exit code.
+pub fn run(opts: Options) -> i32 {
+    let prog = opts.prog.clone();
+    let shown = opts.dir.clone();
+    let sd = shown.trim_end_matches('/');
+    let sd = if sd.is_empty() { "/" } else { sd };
+
+    // Closed standard descriptors would be reused by our own files: reopen them on /dev/null.
+    for fd in 0..3 {
+        // SAFETY: F_GETFD only queries the descriptor.
+        if unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1 {
+            if let Ok(f) = OpenOptions::new().read(true).write(true).open("/dev/null") {
+                let raw = f.as_raw_fd();
+                if raw != fd {
+                    // SAFETY: dup2 onto a closed standard descriptor.
+                    unsafe { libc::dup2(raw, fd) };
+                } else {
+                    std::mem::forget(f);
+                }
+            }
+        }
+    }
+
+    if let Err(e) = std::env::set_current_dir(&shown) {
+        fatal(
+            &prog,
+            &format!("unable to change to directory {shown}: {}", errtext(&e)),
+        );
+    }
+    let has_log = !opts.no_log && fs::metadata("log").map(|m| m.is_dir()).unwrap_or(false);
+
+    // SAFETY: umask only changes this process's creation mask.
+    let old_umask = unsafe { libc::umask(0) };
+    let mut svcs = Vec::new();
+    for is_log in [false, true] {
+        if is_log && !has_log {
+            break;
+        }
+        let dir = SvDir::new(&prog, sd, is_log, opts.mode);
+        if let Err(e) = ensure_dir_follow(&dir.path("event"), 0o3730, true) {
+            fatal(
+                &prog,
+                &format!("unable to create {}: {}", dir.show("event"), errtext(&e)),
+            );
+        }
+        if let Err(e) = ensure_dir_follow(&dir.path("supervise"), 0o700, false) {
+            fatal(
+                &prog,
+                &format!(
+                    "unable to create {}: {}",
+                    dir.show("supervise"),
+                    errtext(&e)
+                ),
+            );
+        }
+        let lock_file = match lock::take_both(&dir.path("supervise/lock")) {
+            Ok(f) => f,
+            Err(LockError::Busy) => fatal(
+                &prog,
+                &format!(
+                    "unable to lock {}: another supervisor holds it",
+                    dir.show("supervise/lock")
+                ),
+            ),
+            Err(LockError::Io(e)) => fatal(
+                &prog,
+                &format!(
+                    "unable to lock {}: {}",
+                    dir.show("supervise/lock"),
+                    errtext(&e)
+                ),
+            ),
+        };
+        ensure_fifo(
+            &dir.path("supervise/control"),
+            &dir.show("supervise/control"),
+            &prog,
+        );
+        let ctl = open_fifo(
+            &dir.path("supervise/control"),
+            &dir.show("supervise/control"),
+            &prog,
+            true,
+        );
+        let ok = if opts.mode == Mode::Runit {
+            ensure_fifo(&dir.path("supervise/ok"), &dir.show("supervise/ok"), &prog);
+            Some(open_fifo(
+                &dir.path("supervise/ok"),
+                &dir.show("supervise/ok"),
+                &prog,
+                false,
+            ))
+        } else {
+            None
+        };
+        let now = Now {
+            mono_ms: 0,
+            wall: SystemTime::now(),
+        };
+        let down = dir.exists("down");
+        let name = CString::new(if is_log {
+            format!("{shown}/log")
+        } else {
+            shown.clone()
+        })
+        .unwrap_or_else(|_| fatal(&prog, "service directory name contains a NUL byte"));
+        svcs.push(Svc {
+            m: Machine::new(opts.mode, is_log, down, now),
+            dir,
+            ctl,
+            _ok: ok,
+            _lock: lock_file,
+            notify: None,
+            pid_written: None,
+            name,
+            done: false,
+        });
+    }
+    // SAFETY: restores the creation mask.
+    unsafe { libc::umask(old_umask) };
+
+    let pipe = if has_log {
+        match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
+            Ok(p) => Some(p),
+            Err(e) => fatal(
+                &prog,
+                &format!("unable to create the log pipe: {}", e.desc()),
+            ),
+        }
+    } else {
+        None
+    };
+
+    if opts.mode == Mode::S6 {
+        for s in &svcs {
+            if let Err(e) =
+                status::write_atomic(&s.dir.path("supervise"), "death_tally", b"", 0o644)
+            {
+                s.dir.warn(&format!(
+                    "unable to truncate {}: {}",
+                    s.dir.show("supervise/death_tally"),
+                    errtext(&e)
+                ));
+            }
+        }
+    }
+
+    // Signals: SIGPIPE ignored (children get the default back); the others set a flag and
+    // wake poll through a self-pipe.
+    // SAFETY: setting SIGPIPE's disposition to ignore, before any other thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+    }
+    let (mut sig_r, sig_w) = match UnixStream::pair() {
+        Ok(p) => p,
+        Err(e) => fatal(
+            &prog,
+            &format!("unable to create the signal pipe: {}", errtext(&e)),
+        ),
+    };
+    let _ = sig_r.set_nonblocking(true);
+    let mut flags = Vec::new();
+    for (sig, _) in SIGNALS {
+        let flag = Arc::new(AtomicBool::new(false));
+        let w = sig_w
+            .try_clone()
+            .unwrap_or_else(|e| fatal(&prog, &format!("unable to dup: {}", errtext(&e))));
+        if signal_hook::flag::register(sig, flag.clone())
+            .and_then(|_| signal_hook::low_level::pipe::register(sig, w))
+            .is_err()
+        {
+            fatal(&prog, "unable to install signal handlers");
+        }
+        flags.push(flag);
+    }
+    drop(sig_w);
+
+    let mut sup = Sup {
+        nosetsid: fs::symlink_metadata("nosetsid").is_ok(),
+        opts,
+        svcs,
+        pipe,
+        origin: Instant::now(),
+    };
+
+    // Logger first, then the service.
+    for i in (0..sup.svcs.len()).rev() {
+        sup.feed(i, Event::Start);
+    }
+
+    loop {
+        let now = sup.now().mono_ms;
+        let deadline = sup
+            .svcs
+            .iter()
+            .filter(|s| !s.done)
+            .filter_map(|s| s.m.next_deadline())
+            .min();
+        let timeout = match deadline {
+            None => PollTimeout::NONE,
+            Some(d) if d <= now => PollTimeout::ZERO,
+            Some(d) => PollTimeout::try_from(d - now).unwrap_or(PollTimeout::MAX),
+        };
+        let n = sup.svcs.len();
+        let (mut ctl_ready, mut notify_ready) = ([false; 2], [false; 2]);
+        {
+            let mut fds = Vec::with_capacity(5);
+            fds.push(PollFd::new(sig_r.as_fd(), PollFlags::POLLIN));
+            for s in &sup.svcs {
+                fds.push(PollFd::new(s.ctl.as_fd(), PollFlags::POLLIN));
+            }
+            let mut notify_idx = [None; 2];
+            for (i, s) in sup.svcs.iter().enumerate() {
+                if let Some(fd) = &s.notify {
+                    notify_idx[i] = Some(fds.len());
+                    fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
+                }
+            }
+            match poll(&mut fds, timeout) {
+                Ok(_) => {}
+                Err(Errno::EINTR) => {}
+                Err(e) => fatal(&sup.opts.prog, &format!("unable to poll: {}", e.desc())),
+            }
+            let hit = |f: &PollFd| f.revents().map(|r| !r.is_empty()).unwrap_or(false);
+            for i in 0..n {
+                ctl_ready[i] = hit(&fds[1 + i]);
+                if let Some(k) = notify_idx[i] {
+                    notify_ready[i] = hit(&fds[k]);
+                }
+            }
+        }
+        let mut drain = [0u8; 64];
+        while matches!(sig_r.read(&mut drain), Ok(k) if k > 0) {}
+
+        // Children first, so that a control letter sees the current state.
+        if flags[0].swap(false, Ordering::SeqCst) {
+            sup.reap();
+        }
+        for (k, (_, s)) in SIGNALS.iter().enumerate().skip(1) {
+            if let Some(s) = s {
+                if flags[k].swap(false, Ordering::SeqCst) {
+                    sup.feed(0, Event::Signal(*s));
+                    if matches!(s, SupSignal::Quit | SupSignal::Int) && sup.svcs[0].done {
+                        // "Exit now": do not wait for the logger, which only sees EOF once
+                        // the (untouched) service closes the pipe.
+                        if sup.svcs.len() > 1 {
+                            crate::fifodir::broadcast(&sup.svcs[1].dir.path("event"), b"x");
+                        }
+                        std::process::exit(0);
+                    }
+                }
+            }
+        }
+        for i in 0..n {
+            if ctl_ready[i] && !sup.svcs[i].done {
+                let mut buf = [0u8; 64];
+                let got: usize = (&sup.svcs[i].ctl).read(&mut buf).unwrap_or_default();
+                for &c in &buf[..got] {
+                    sup.feed(i, Event::Control(c));
+                }
+            }
+            if notify_ready[i] {
+                sup.read_notify(i);
+            }
+        }
+        let now = sup.now().mono_ms;
+        for i in 0..n {
+            if !sup.svcs[i].done && sup.svcs[i].m.next_deadline().is_some_and(|d| d <= now) {
+                sup.feed(i, Event::Timer);
+            }
+        }
+    }
+}
+
+impl Sup {
+    fn now(&self) -> Now {
+        Now {
+            mono_ms: self.origin.elapsed().as_millis() as u64,
+            wall: SystemTime::now(),
+        }
+    }
+
+    fn read_notify(&mut self, i: usize) {
+        let Some(fd) = &self.svcs[i].notify else {
+            return;
+        };
+        let mut buf = [0u8; 256];
+        // SAFETY: reading into a stack buffer from a descriptor we own.
+        let r = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        if r > 0 {
+            if buf[..r as usize].contains(&b'\n') {
+                self.feed(i, Event::Ready);
+            }
+        } else if r == 0 || Errno::last() != Errno::EAGAIN {
+            self.svcs[i].notify = None;
+        }
+    }
+
+    fn reap(&mut self) {
+        loop {
+            let (pid, wstat) = match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(p, c)) => (p.as_raw(), (c & 0xff) << 8),
+                Ok(WaitStatus::Signaled(p, s, core)) => {
+                    (p.as_raw(), s as i32 | if core { 0x80 } else { 0 })
+                }
+                Ok(WaitStatus::StillAlive) | Err(_) => return,
+                Ok(_) => continue,
+            };
+            for i in 0..self.svcs.len() {
+                match self.svcs[i].m.child {
+                    Child::Run(p) if p == pid => self.feed(i, Event::RunDied(wstat)),
+                    Child::Finish(p) if p == pid => self.feed(i, Event::FinishDied(wstat)),
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    /// Steps machine `i` and carries out its actions (which may feed follow-up events).
+    fn feed(&mut self, i: usize, ev: Event) {
+        if self.svcs[i].done {
+            return;
+        }
+        let now = self.now();
+        let actions = {
+            let s = &mut self.svcs[i];
+            s.m.step(ev, now, &mut s.dir)
+        };
+        for a in actions {
+            self.act(i, a);
+        }
+    }
+
+    fn act(&mut self, i: usize, a: Action) {
+        match a {
+            Action::SpawnRun => {
+                if self.opts.mode == Mode::Runit && self.svcs[i].dir.override_eligible(b'u') {
+                    let _ = self.run_control(i, b'u');
+                }
+                match self.spawn(i, What::Run) {
+                    Ok(pid) => self.feed(i, Event::RunStarted(pid)),
+                    Err(e) => {
+                        let secs = match self.opts.mode {
+                            Mode::S6 => 10,
+                            Mode::Runit => 1,
+                        };
+                        self.svcs[i].dir.warn(&format!(
+                            "unable to start run: {} \u{2014} retrying in {secs} s",
+                            e.desc()
+                        ));
+                        self.feed(i, Event::RunFailed);
+                    }
+                }
+            }
+            Action::SpawnFinish(a1, a2) => {
+                let d = &self.svcs[i].dir;
+                let present = match self.opts.mode {
+                    Mode::Runit => d.finish_readable(),
+                    Mode::S6 => d.exists("finish"),
+                };
+                if !present {
+                    self.feed(i, Event::NoFinish);
+                    return;
+                }
+                match self.spawn(i, What::Finish(a1, a2)) {
+                    Ok(pid) => self.feed(i, Event::FinishStarted(pid)),
+                    Err(e) => {
+                        self.svcs[i]
+                            .dir
+                            .warn(&format!("unable to spawn finish: {}", e.desc()));
+                        self.feed(i, Event::FinishFailed)
+                    }
+                }
+            }
+            Action::Kill { pid, sig, group } => {
+                let r = if group {
+                    // SAFETY: signalling the process group led by our child.
+                    unsafe { libc::killpg(pid, sig) }
+                } else {
+                    // SAFETY: signalling our own (not yet reaped) child.
+                    unsafe { libc::kill(pid, sig) }
+                };
+                let _ = r;
+            }
+            Action::Signal { pid, letter, sig } => {
+                let handled = self.svcs[i].dir.override_eligible(letter)
+                    && self.run_control(i, letter) == Some(0);
+                if handled {
+                    if letter == b't' {
+                        self.feed(i, Event::TermOverridden);
+                    }
+                } else {
+                    // SAFETY: signalling our own (not yet reaped) child.
+                    unsafe { libc::kill(pid, sig) };
+                }
+            }
+            Action::Custom(letter) => {
+                if self.svcs[i].dir.override_eligible(letter) {
+                    let _ = self.run_control(i, letter);
+                }
+            }
+            Action::WriteStatus => self.write_status(i),
+            Action::DeathTally(d) => {
+                let s = &self.svcs[i];
+                let max = s.dir.max_death_tally();
+                let sup_dir = s.dir.path("supervise");
+                let mut data = fs::read(sup_dir.join("death_tally")).unwrap_or_default();
+                if data.len() % DEATH_LEN != 0 {
+                    data.clear();
+                }
+                data.extend_from_slice(&d.encode());
+                let keep = max * DEATH_LEN;
+                let start = data.len().saturating_sub(keep);
+                if let Err(e) = status::write_atomic(&sup_dir, "death_tally", &data[start..], 0o644)
+                {
+                    s.dir.warn(&format!(
+                        "unable to write {}: {}",
+                        s.dir.show("supervise/death_tally"),
+                        errtext(&e)
+                    ));
+                }
+            }
+            Action::Broadcast(letters) => {
+                crate::fifodir::broadcast(&self.svcs[i].dir.path("event"), letters)
+            }
+            Action::CreateDown => {
+                let d = &self.svcs[i].dir;
+                if let Err(e) = OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(false)
+                    .open(d.path("down"))
+                {
+                    d.warn(&format!(
+                        "unable to create {}: {}",
+                        d.show("down"),
+                        errtext(&e)
+                    ));
+                }
+            }
+            Action::RemoveDown => {
+                let d = &self.svcs[i].dir;
+                if let Err(e) = fs::remove_file(d.path("down")) {
+                    if e.kind() != io::ErrorKind::NotFound {
+                        d.warn(&format!(
+                            "unable to remove {}: {}",
+                            d.show("down"),
+                            errtext(&e)
+                        ));
+                    }
+                }
+            }
+            Action::CloseStdio => {
+                if let Ok(f) = OpenOptions::new().read(true).write(true).open("/dev/null") {
+                    // SAFETY: replacing our stdin/stdout by /dev/null.
+                    unsafe {
+                        libc::dup2(f.as_raw_fd(), 0);
+                        libc::dup2(f.as_raw_fd(), 1);
+                    }
+                }
+            }
+            Action::CloseNotify => self.svcs[i].notify = None,
+            Action::Warn(msg) => self.svcs[i].dir.warn(&msg),
+            Action::Exit => {
+                self.svcs[i].done = true;
+                if i == 0 && self.svcs.len() > 1 && !self.svcs[1].done {
+                    // The service is gone: close our pipe ends so the logger sees EOF once
+                    // the service's leftovers have closed theirs, then wait for it.
+                    self.pipe = None;
+                    self.feed(1, Event::Shutdown);
+                }
+                if self.svcs.iter().all(|s| s.done) {
+                    std::process::exit(0);
+                }
+            }
+        }
+    }
+
+    fn write_status(&mut self, i: usize) {
+        let s = &mut self.svcs[i];
+        let dir: PathBuf = s.dir.path("supervise");
+        let r = match self.opts.mode {
+            Mode::S6 => status::write_atomic(&dir, "status", &s.m.s6_status().encode(), 0o666),
+            Mode::Runit => {
+                // As runsv: pid, then stat, then status, so that a client that saw the new
+                // status also finds the new text files.
+                let st = s.m.runit_status();
+                let mut r = Ok(());
+                if s.pid_written != Some(st.pid as i32) {
+                    r = status::write_atomic(&dir, "pid", st.pid_text().as_bytes(), 0o644);
+                    s.pid_written = Some(st.pid as i32);
+                }
+                if r.is_ok() {
+                    r = status::write_atomic(
+                        &dir,
+                        "stat",
+                        st.stat_text(s.m.want_exit()).as_bytes(),
+                        0o644,
+                    );
+                }
+                if r.is_ok() {
+                    r = status::write_atomic(&dir, "status", &st.encode(), 0o644);
+                }
+                r
+            }
+        };
+        if let Err(e) = r {
+            s.dir.warn(&format!(
+                "unable to write {}: {}",
+                s.dir.show("supervise/status"),
+                errtext(&e)
+            ));
+        }
+    }
+
+    /// Runs `control/<letter>` synchronously (runit); returns its exit code.
+    fn run_control(&mut self, i: usize, letter: u8) -> Option<i32> {
+        let pid = self.spawn(i, What::Control(letter)).ok()?;
+        loop {
+            match waitpid(Pid::from_raw(pid), None) {
+                Ok(WaitStatus::Exited(_, c)) => return Some(c),
+                Ok(WaitStatus::Signaled(..)) => return Some(-1),
+                Err(Errno::EINTR) => continue,
+                Ok(_) => continue,
+                Err(_) => return None,
+            }
+        }
+    }
+
+    /// Forks and execs run, finish or a control script for service `i`.
+    /// Returns the pid once exec succeeded; on exec failure the child is reaped and the
+    /// errno returned.
+    fn spawn(&mut self, i: usize, what: What) -> Result<i32, Errno> {
+        let mode = self.opts.mode;
+        let s = &self.svcs[i];
+        let is_log = s.m.is_log;
+        let cstr = |x: &str| CString::new(x).map_err(|_| Errno::EINVAL);
+        let (path, argv): (CString, Vec<CString>) = match &what {
+            What::Run => match mode {
+                Mode::Runit => (cstr("./run")?, vec![cstr("./run")?]),
+                Mode::S6 => (cstr("./run")?, vec![cstr("run")?, s.name.clone()]),
+            },
+            What::Finish(a1, a2) => match mode {
+                Mode::Runit => (
+                    cstr("./finish")?,
+                    vec![cstr("./finish")?, cstr(a1)?, cstr(a2)?],
+                ),
+                Mode::S6 => (
+                    cstr("./finish")?,
+                    vec![cstr("finish")?, cstr(a1)?, cstr(a2)?, s.name.clone()],
+                ),
+            },
+            What::Control(c) => {
+                let p = format!("control/{}", *c as char);
+                (cstr(&p)?, vec![cstr(&p)?])
+            }
+        };
+        let mut argv_ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+        argv_ptrs.push(std::ptr::null());
+        let chdir_log = if is_log { Some(cstr("log")?) } else { None };
+
+        // Descriptor plan: fd 0 (logger: pipe read end), fd 1 (service: pipe write end),
+        // fd N (run: readiness pipe write end).
+        let (stdin_fd, stdout_fd) = match &self.pipe {
+            Some((r, w)) => {
+                if is_log {
+                    (Some(r.as_raw_fd()), None)
+                } else {
+                    (None, Some(w.as_raw_fd()))
+                }
+            }
+            None => (None, None),
+        };
+        let mut notify: Option<(OwnedFd, OwnedFd, i32)> = None;
+        if matches!(what, What::Run) {
+            if let Some(n) = s.dir.notification_fd() {
+                let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+                notify = Some((r, w, n));
+            }
+        }
+        let notify_w = notify.as_ref().map(|(_, w, n)| (w.as_raw_fd(), *n));
+        let setsid = mode == Mode::S6 && !self.nosetsid && !matches!(what, What::Control(_));
+        let (hs_r, hs_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+
+        // Block every signal across the fork: a signal that reaches the child before exec
+        // must not run our handlers there; the child resets the dispositions, then unblocks.
+        // SAFETY: sigprocmask with valid, initialised sets.
+        let mut old_mask: libc::sigset_t = unsafe { std::mem::zeroed() };
+        // SAFETY: as above.
+        unsafe {
+            let mut all: libc::sigset_t = std::mem::zeroed();
+            libc::sigfillset(&mut all);
+            libc::sigprocmask(libc::SIG_BLOCK, &all, &mut old_mask);
+        }
+        let restore = |old: &libc::sigset_t| {
+            // SAFETY: restoring the mask saved above.
+            unsafe { libc::sigprocmask(libc::SIG_SETMASK, old, std::ptr::null_mut()) };
+        };
+        // SAFETY: the process is single-threaded (signal-hook's handlers run in the signal
+        // context, no helper thread), and the child only makes async-signal-safe calls on
+        // data prepared above before it execs or _exits.
+        let forked = unsafe { nix::unistd::fork() };
+        if forked.is_err() {
+            restore(&old_mask);
+        }
+        match forked? {
+            nix::unistd::ForkResult::Child => {
+                // SAFETY: async-signal-safe libc calls only; every pointer is valid.
+                unsafe {
+                    for sig in [
+                        libc::SIGPIPE,
+                        libc::SIGCHLD,
+                        libc::SIGTERM,
+                        libc::SIGHUP,
+                        libc::SIGINT,
+                        libc::SIGQUIT,
+                    ] {
+                        libc::signal(sig, libc::SIG_DFL);
+                    }
+                    let mut set: libc::sigset_t = std::mem::zeroed();
+                    libc::sigemptyset(&mut set);
+                    libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+                    if setsid {
+                        libc::setsid();
+                    }
+                    let hs = hs_w.as_raw_fd();
+                    let fail = |hs: RawFd| -> ! {
+                        let e = *libc::__errno_location();
+                        raw_write(hs, &e.to_ne_bytes());
+                        libc::_exit(127)
+                    };
+                    if let Some(d) = &chdir_log {
+                        if libc::chdir(d.as_ptr()) == -1 {
+                            fail(hs);
+                        }
+                    }
+                    if let Some(fd) = stdin_fd {
+                        if libc::dup2(fd, 0) == -1 {
+                            fail(hs);
+                        }
+                    }
+                    if let Some(fd) = stdout_fd {
+                        if libc::dup2(fd, 1) == -1 {
+                            fail(hs);
+                        }
+                    }
+                    if let Some((w, n)) = notify_w {
+                        if w == n {
+                            libc::fcntl(w, libc::F_SETFD, 0);
+                        } else if libc::dup2(w, n) == -1 {
+                            fail(hs);
+                        }
+                    }
+                    libc::execv(path.as_ptr(), argv_ptrs.as_ptr());
+                    fail(hs)
+                }
+            }
+            nix::unistd::ForkResult::Parent { child } => {
+                restore(&old_mask);
+                drop(hs_w);
+                let mut b = [0u8; 4];
+                let mut f = File::from(hs_r);
+                let got = loop {
+                    match f.read(&mut b) {
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Ok(n) => break n,
+                        Err(_) => break 0,
+                    }
+                };
+                if got == 4 {
+                    let e = Errno::from_raw(i32::from_ne_bytes(b));
+                    if !matches!(what, What::Finish(..)) {
+                        // Reap it now so that the loop never sees this pid.
+                        let _ = waitpid(child, None);
+                        return Err(e);
+                    }
+                    // A finish that cannot exec exits 127, as s6's does; it is reaped as
+                    // usual.
+                }
+                if let Some((r, _w, _)) = notify {
+                    let _ = nix::fcntl::fcntl(
+                        &r,
+                        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+                    );
+                    self.svcs[i].notify = Some(r);
+                }
+                Ok(child.as_raw())
+            }
+        }
+    }
+}
