@@ -2,9 +2,13 @@
 //!
 //! One module per concern; the programs in `src/bin/` only parse arguments and call in here.
 
+pub mod control;
 pub mod diag;
 pub mod fifodir;
 pub mod lock;
 pub mod sig;
 pub mod status;
+pub mod svcmd;
+pub mod svstat;
+pub mod svview;
 pub mod tai;
