@@ -391,6 +391,13 @@ impl Watch {
         }
         match lock::supervised(&self.sd.join("supervise")) {
             Ok(false) => {
+                // The supervisor is gone: take its last status into account, then act as
+                // on s6's `x` event.
+                if let Ok(v) = View::read(&self.sd) {
+                    self.up = v.up;
+                    self.ready = !v.up && !v.finishing;
+                    self.settle();
+                }
                 self.event(b'x');
                 if self.done.is_none() {
                     self.done = Some(false);
