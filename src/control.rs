@@ -76,7 +76,7 @@ pub fn personality(name: &str, args: &[String]) -> Personality {
             return Personality::Sv;
         }
     }
-    if first.starts_with('-') && first.len() > 1 {
+    if (first.starts_with('-') && first.len() > 1) || args.len() == 1 {
         Personality::Rsvc
     } else {
         Personality::Sv
@@ -582,6 +582,7 @@ mod tests {
         assert_eq!(personality("rsvc", &v(&["-v", "up", "x"])), Personality::Sv);
         assert_eq!(personality("rsvc", &v(&["status", "x"])), Personality::Sv);
         assert_eq!(personality("rsvc", &v(&[])), Personality::Rsvc);
+        assert_eq!(personality("rsvc", &v(&["/srv/a"])), Personality::Rsvc);
     }
 
     #[test]

@@ -1,0 +1,221 @@
+//! rsvc in its s6-svc personality, against real s6-supervise and runsv, compared with s6-svc.
+
+mod cli_util;
+mod common;
+
+use cli_util::*;
+use common::{TempDir, bin, have_refs, script};
+use rsv::svview::View;
+use std::fs;
+use std::time::{Duration, Instant};
+
+fn refs() -> bool {
+    have_refs(&["runsv", "s6-supervise", "s6-svc", "s6-svstat"])
+}
+
+fn rsvc(args: &[&str], cwd: &std::path::Path) -> (i32, String, String) {
+    exec(&bin("rsvc"), args, cwd, &[])
+}
+
+#[test]
+fn errors_match_s6_svc() {
+    if !refs() {
+        return;
+    }
+    let t = TempDir::new("svc-err");
+    let names = Names::new();
+    let ours = names.ours("s6-svc");
+    let cwd = t.path();
+    // A dir whose supervisor is gone: status and control FIFO left behind.
+    let dead = {
+        let s = Svc::start(t.path(), "dead", Kind::S6, "exec sleep 1000");
+        s.wait_up();
+        s.dir.clone()
+    };
+    fs::create_dir_all(cwd.join("nocontrol/supervise")).unwrap();
+    for args in [
+        vec![],
+        vec!["-Z", "dead"],
+        vec!["-u"],
+        vec!["-T", "x", "-u", "dead"],
+        vec!["-wz", "-u", "dead"],
+        vec!["-u", "dead"],
+        vec!["dead"],
+        vec!["-u", "/nonexistent"],
+        vec!["-u", "nocontrol"],
+        vec!["-wu", "-T", "300", "-u", "/nonexistent"],
+    ] {
+        same("s6-svc", &ours, &args, cwd, &[]);
+    }
+    let _ = dead;
+    // rsvc's own messages: one line, naming the path.
+    let (code, _, err) = rsvc(&["-u", "dead"], cwd);
+    assert_eq!(code, 100);
+    assert_eq!(
+        err,
+        "rsvc: fatal: unable to control dead: supervisor not listening (no reader on dead/supervise/control)\n"
+    );
+    let (code, _, err) = rsvc(&["-wu", "-T", "500", "-u", "dead"], cwd);
+    assert_eq!(code, 100, "{err}");
+    let (code, _, err) = rsvc(&["-u", "/nonexistent"], cwd);
+    assert_eq!(
+        (code, err.as_str()),
+        (
+            111,
+            "rsvc: fatal: unable to control /nonexistent: No such file or directory\n"
+        )
+    );
+}
+
+#[test]
+fn letters_in_one_write_and_extra_args() {
+    if !refs() {
+        return;
+    }
+    let t = TempDir::new("svc-multi");
+    let names = Names::new();
+    let a = Svc::start(t.path(), "a", Kind::S6, "exec sleep 1000");
+    let b = Svc::start(t.path(), "b", Kind::S6, "exec sleep 1000");
+    a.wait_up();
+    b.wait_up();
+    // rsvc controls every dir given.
+    let (code, _, err) = rsvc(&["-wd", "-T", "5000", "-d", a.path(), b.path()], t.path());
+    assert_eq!((code, err.as_str()), (0, ""));
+    for s in [&a, &b] {
+        let v = View::read(&s.dir).unwrap();
+        assert!(!v.up && !v.wantup, "{v:?}");
+    }
+    // Started as s6-svc: only the first, with s6-svc's warning.
+    let (code, _, err) = exec(
+        &names.ours("s6-svc"),
+        &["-u", a.path(), b.path()],
+        t.path(),
+        &[],
+    );
+    assert_eq!(
+        (code, err.as_str()),
+        (0, "s6-svc: warning: ignoring extra arguments\n")
+    );
+    a.wait_up();
+    assert!(!View::read(&b.dir).unwrap().wantup);
+    // Several letters in command-line order, one write: -d then -u leaves it wanted up.
+    let (code, _, _) = rsvc(&["-d", "-u", b.path()], t.path());
+    assert_eq!(code, 0);
+    b.wait_up();
+    // No letters: exit 0 while a supervisor listens.
+    assert_eq!(rsvc(&[a.path()], t.path()).0, 0);
+}
+
+#[test]
+fn waits_on_s6() {
+    if !refs() {
+        return;
+    }
+    let t = TempDir::new("svc-wait");
+    let a = Svc::start(t.path(), "a", Kind::S6, "exec sleep 1000");
+    let p1 = a.wait_up();
+    let (code, _, err) = rsvc(&["-wD", "-T", "5000", "-d", a.path()], t.path());
+    assert_eq!((code, err.as_str()), (0, ""));
+    let v = View::read(&a.dir).unwrap();
+    assert!(!v.up && v.ready && v.pid == 0);
+    let (code, _, _) = rsvc(&["-wu", "-T", "5000", "-u", a.path()], t.path());
+    assert_eq!(code, 0);
+    let p2 = a.pid();
+    assert!(p2 != 0 && p2 != p1);
+    let (code, _, _) = rsvc(&["-wr", "-T", "5000", "-r", a.path()], t.path());
+    assert_eq!(code, 0);
+    let p3 = a.pid();
+    assert!(p3 != 0 && p3 != p2, "restart gave a new pid");
+    // Timeout: waiting for down without sending anything.
+    let start = Instant::now();
+    let (code, _, err) = rsvc(&["-wd", "-T", "300", a.path()], t.path());
+    assert_eq!((code, err.as_str()), (99, "rsvc: fatal: timed out\n"));
+    assert!(start.elapsed() < Duration::from_secs(3));
+    // -wU without notification-fd: warning and downgrade.
+    let (code, _, err) = rsvc(&["-wU", "-T", "3000", "-u", a.path()], t.path());
+    assert_eq!(code, 0);
+    assert_eq!(
+        err,
+        format!(
+            "rsvc: warning: {}/notification-fd not present - ignoring request for readiness notification\n",
+            a.path()
+        )
+    );
+}
+
+#[test]
+fn readiness_and_permanent_failure() {
+    if !refs() {
+        return;
+    }
+    let t = TempDir::new("svc-ready");
+    fs::create_dir_all(t.path().join("r")).unwrap();
+    fs::write(t.path().join("r/notification-fd"), "3\n").unwrap();
+    let r = Svc::start(
+        t.path(),
+        "r",
+        Kind::S6,
+        "sleep 0.3; echo >&3; exec sleep 1000",
+    );
+    let (code, _, err) = rsvc(&["-wU", "-T", "5000", r.path()], t.path());
+    assert_eq!((code, err.as_str()), (0, ""));
+    let v = View::read(&r.dir).unwrap();
+    assert!(v.up && v.ready);
+    let p1 = v.pid;
+    let (code, _, _) = rsvc(&["-wR", "-T", "5000", "-r", r.path()], t.path());
+    assert_eq!(code, 0);
+    let v = View::read(&r.dir).unwrap();
+    assert!(v.up && v.ready && v.pid != p1);
+
+    // finish exits 125: the supervisor reports permanent failure (O) while we wait for
+    // up and ready (run never notifies).
+    fs::create_dir_all(t.path().join("f")).unwrap();
+    fs::write(t.path().join("f/down"), "").unwrap();
+    fs::write(t.path().join("f/notification-fd"), "3\n").unwrap();
+    script(&t.path().join("f/finish"), "#!/bin/sh\nexit 125\n");
+    let f = Svc::start(t.path(), "f", Kind::S6, "exit 1");
+    let (code, _, err) = rsvc(&["-wU", "-T", "5000", "-u", f.path()], t.path());
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(
+        err,
+        format!(
+            "rsvc: fatal: {} failed permanently or its supervisor died\n",
+            f.path()
+        )
+    );
+    // The supervisor exits (x) while we wait for up: failure too.
+    let (code, _, err) = rsvc(&["-wu", "-T", "5000", "-x", f.path()], t.path());
+    assert_eq!(code, 1, "{err}");
+    let mut f = f;
+    f.sup.wait_exit(Duration::from_secs(5));
+}
+
+#[test]
+fn waits_on_runsv() {
+    if !refs() {
+        return;
+    }
+    let t = TempDir::new("svc-runit");
+    let a = Svc::start(t.path(), "a", Kind::Runsv, "exec sleep 1000");
+    let p1 = a.wait_up();
+    let (code, _, err) = rsvc(&["-wd", "-T", "5000", "-d", a.path()], t.path());
+    assert_eq!((code, err.as_str()), (0, ""));
+    assert_eq!(a.pid(), 0);
+    let (code, _, _) = rsvc(&["-wu", "-T", "5000", "-u", a.path()], t.path());
+    assert_eq!(code, 0);
+    let p2 = a.pid();
+    assert!(p2 != 0 && p2 != p1);
+    // runsv knows no 'r'; its restart letter is 't'.
+    let (code, _, _) = rsvc(&["-wr", "-T", "5000", "-t", a.path()], t.path());
+    assert_eq!(code, 0);
+    let p3 = a.wait_up();
+    assert_ne!(p3, p2);
+    // x: runsv stops the service and exits; waiting for down succeeds.
+    let (code, _, err) = rsvc(&["-wd", "-T", "5000", "-x", a.path()], t.path());
+    assert_eq!((code, err.as_str()), (0, ""));
+    let mut a = a;
+    a.sup.wait_exit(Duration::from_secs(5));
+    // Now nobody listens.
+    let (code, _, _) = rsvc(&["-u", a.path()], t.path());
+    assert_eq!(code, 100);
+}
