@@ -141,9 +141,13 @@ pub struct S6SvcArgs {
     pub dirs: Vec<String>,
 }
 
+/// A command line that does not parse.
+#[derive(Debug, PartialEq, Eq)]
+pub struct UsageError;
+
 /// Parses s6-svc options (getopt style: clustered letters, `-T ms`/`-Tms`, `-wX`, `--`).
 /// `Err(())` is a usage error.
-pub fn parse_s6svc(args: &[String]) -> Result<S6SvcArgs, ()> {
+pub fn parse_s6svc(args: &[String]) -> Result<S6SvcArgs, UsageError> {
     let mut letters = String::new();
     let mut wait = None;
     let mut timeout_ms = 0u64;
@@ -166,18 +170,18 @@ pub fn parse_s6svc(args: &[String]) -> Result<S6SvcArgs, ()> {
                     chars[j + 1..].iter().collect()
                 } else {
                     i += 1;
-                    args.get(i).cloned().ok_or(())?
+                    args.get(i).cloned().ok_or(UsageError)?
                 };
                 if c == 'T' {
                     if !is_digits(&val) {
-                        return Err(());
+                        return Err(UsageError);
                     }
-                    timeout_ms = val.parse().map_err(|_| ())?;
+                    timeout_ms = val.parse().map_err(|_| UsageError)?;
                 } else {
                     let mut it = val.chars();
-                    let w = it.next().and_then(WaitFor::from_char).ok_or(())?;
+                    let w = it.next().and_then(WaitFor::from_char).ok_or(UsageError)?;
                     if it.next().is_some() {
-                        return Err(());
+                        return Err(UsageError);
                     }
                     wait = Some(w);
                 }
@@ -185,7 +189,7 @@ pub fn parse_s6svc(args: &[String]) -> Result<S6SvcArgs, ()> {
             } else if S6_LETTERS.contains(c) {
                 letters.push(c);
             } else {
-                return Err(());
+                return Err(UsageError);
             }
             j += 1;
         }
@@ -193,7 +197,7 @@ pub fn parse_s6svc(args: &[String]) -> Result<S6SvcArgs, ()> {
     }
     let dirs: Vec<String> = args[i..].to_vec();
     if dirs.is_empty() {
-        return Err(());
+        return Err(UsageError);
     }
     Ok(S6SvcArgs {
         letters,
@@ -389,22 +393,19 @@ impl Watch {
         if self.done.is_some() {
             return;
         }
-        match lock::supervised(&self.sd.join("supervise")) {
-            Ok(false) => {
-                // The supervisor is gone: take its last status into account, then act as
-                // on s6's `x` event.
-                if let Ok(v) = View::read(&self.sd) {
-                    self.up = v.up;
-                    self.ready = !v.up && !v.finishing;
-                    self.settle();
-                }
-                self.event(b'x');
-                if self.done.is_none() {
-                    self.done = Some(false);
-                }
-                return;
+        if let Ok(false) = lock::supervised(&self.sd.join("supervise")) {
+            // The supervisor is gone: take its last status into account, then act as
+            // on s6's `x` event.
+            if let Ok(v) = View::read(&self.sd) {
+                self.up = v.up;
+                self.ready = !v.up && !v.finishing;
+                self.settle();
             }
-            Ok(true) | Err(_) => {}
+            self.event(b'x');
+            if self.done.is_none() {
+                self.done = Some(false);
+            }
+            return;
         }
         let Ok(v) = View::read(&self.sd) else { return };
         let (_, _, _, _, _, stamp) = v.as_runit();

@@ -431,51 +431,28 @@ impl Sv {
             }
             let pid = self.pid();
             let st = self.svstatus;
-            match a {
-                b'x' => return 0,
-                b'u' => {
-                    if pid == 0 || st[19] != 1 || !self.checkscript() {
-                        return 0;
-                    }
-                }
-                b'd' => {
-                    if pid != 0 || st[19] != 0 {
-                        return 0;
-                    }
-                }
-                b'C' => {
-                    if pid != 0 && !self.checkscript() {
-                        return 0;
-                    }
-                }
+            let pass = match a {
+                b'x' => false,
+                b'u' => pid != 0 && st[19] == 1 && self.checkscript(),
+                b'd' => pid == 0 && st[19] == 0,
+                b'C' => pid == 0 || self.checkscript(),
                 b't' | b'k' => {
-                    if !(pid == 0 && st[17] == b'd')
-                        && (self.tstart.secs > self.stamp_secs()
-                            || pid == 0
-                            || st[18] != 0
-                            || !self.checkscript())
-                    {
-                        return 0;
-                    }
+                    (pid == 0 && st[17] == b'd')
+                        || (self.tstart.secs <= self.stamp_secs()
+                            && pid != 0
+                            && st[18] == 0
+                            && self.checkscript())
                 }
                 b'o' => {
-                    if (pid == 0 && self.tstart.secs > self.stamp_secs())
-                        || (pid != 0 && st[17] != b'd')
-                    {
-                        return 0;
-                    }
+                    !((pid == 0 && self.tstart.secs > self.stamp_secs())
+                        || (pid != 0 && st[17] != b'd'))
                 }
-                b'p' => {
-                    if pid != 0 && st[16] == 0 {
-                        return 0;
-                    }
-                }
-                b'c' => {
-                    if pid != 0 && st[16] != 0 {
-                        return 0;
-                    }
-                }
-                _ => {}
+                b'p' => pid == 0 || st[16] != 0,
+                b'c' => pid == 0 || st[16] == 0,
+                _ => true,
+            };
+            if !pass {
+                return 0;
             }
         }
         self.outs("ok: ");

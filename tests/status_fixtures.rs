@@ -58,7 +58,11 @@ fn runit_up_and_paused() {
 fn runit_down_finishing_exit_killed() {
     for name in ["down", "exit3", "killed"] {
         let d = runit(name);
-        assert_eq!((d.pid, d.state, d.want_up), (0, RunitState::Down, false), "{name}");
+        assert_eq!(
+            (d.pid, d.state, d.want_up),
+            (0, RunitState::Down, false),
+            "{name}"
+        );
         assert!(!d.got_term && !d.paused, "{name}");
     }
     let f = runit("finishing");
@@ -84,8 +88,14 @@ fn s6_up_paused_ready() {
 fn s6_down_states() {
     let (d, deaths) = s6("down");
     assert!(!d.is_up() && d.ready && !d.wantup && d.pid == 0);
-    assert_eq!(Ended::from_wstat(d.wstat as i32), Ended::Signaled(libc::SIGTERM));
-    assert_eq!((deaths.len(), deaths[0].exit, deaths[0].sig), (1, 128 + 15, 15));
+    assert_eq!(
+        Ended::from_wstat(d.wstat as i32),
+        Ended::Signaled(libc::SIGTERM)
+    );
+    assert_eq!(
+        (deaths.len(), deaths[0].exit, deaths[0].sig),
+        (1, 128 + 15, 15)
+    );
     assert_eq!(deaths[0].stamp, d.stamp);
 
     let (e, deaths) = s6("exit3");
@@ -94,12 +104,18 @@ fn s6_down_states() {
     assert_eq!((deaths[0].exit, deaths[0].sig), (3, 0));
 
     let (k, deaths) = s6("killed");
-    assert_eq!(Ended::from_wstat(k.wstat as i32), Ended::Signaled(libc::SIGKILL));
+    assert_eq!(
+        Ended::from_wstat(k.wstat as i32),
+        Ended::Signaled(libc::SIGKILL)
+    );
     assert_eq!((deaths[0].exit, deaths[0].sig), (128 + 9, 9));
 
     let (f, _) = s6("finishing");
     assert!(f.finishing && f.pid != 0 && !f.is_up() && !f.ready);
-    assert_eq!(Ended::from_wstat(f.wstat as i32), Ended::Signaled(libc::SIGTERM));
+    assert_eq!(
+        Ended::from_wstat(f.wstat as i32),
+        Ended::Signaled(libc::SIGTERM)
+    );
     let v = View::from_status(AnyStatus::S6(f));
     assert_eq!(v.as_runit().1, 2, "finishing maps to runit's finish state");
 }
