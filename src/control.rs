@@ -456,7 +456,16 @@ fn wait_and_control(prog: &str, a: &S6SvcArgs, wait: WaitFor, strict: bool) -> i
             }
         };
         let v = match View::read(&sd) {
+            // s6's readers need the 35-byte layout.
+            Ok(v) if strict && v.format == Format::Runit => {
+                eprintln!("{wprog}: fatal: unable to s6_svstatus_read: Broken pipe");
+                return EXIT_SYS;
+            }
             Ok(v) => v,
+            Err(e) if strict && e.kind() == io::ErrorKind::InvalidData => {
+                eprintln!("{wprog}: fatal: unable to s6_svstatus_read: Broken pipe");
+                return EXIT_SYS;
+            }
             Err(e) => {
                 if strict {
                     eprintln!("{wprog}: fatal: unable to s6_svstatus_read: {}", errstr(&e));

@@ -174,12 +174,21 @@ impl Sv {
                 return 0;
             }
             Err(e) => {
-                // Extension: an s6-style supervisor has no ok FIFO but holds the lock.
-                let held = e.kind() == io::ErrorKind::NotFound
-                    && crate::lock::supervised(Path::new("supervise")).unwrap_or(false);
-                if !held {
+                // Extension: an s6-style supervisor has no ok FIFO but holds the lock; a
+                // lock file nobody holds means that supervisor is gone.
+                let lock_file = Path::new("supervise/lock");
+                let s6_style = e.kind() == io::ErrorKind::NotFound && lock_file.exists();
+                if !s6_style {
                     self.warn("unable to open supervise/ok", Some(errno_of(&e)));
                     return -1;
+                }
+                if !crate::lock::supervised(Path::new("supervise")).unwrap_or(false) {
+                    if self.acts.starts_with('x') {
+                        self.ok("runsv not running");
+                    } else {
+                        self.fail("runsv not running", None);
+                    }
+                    return 0;
                 }
             }
         }

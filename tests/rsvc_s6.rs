@@ -48,6 +48,11 @@ fn errors_match_s6_svc() {
         same("s6-svc", &ours, &args, cwd, &[]);
     }
     let _ = dead;
+    // s6-svc's waits need the s6 layout: on a runsv dir they fail as s6-svlisten1 does.
+    let r = Svc::start(t.path(), "r", Kind::Runsv, "exec sleep 1000");
+    r.wait_up();
+    same("s6-svc", &ours, &["-wu", "-T", "500", "-u", "r"], cwd, &[]);
+    same("s6-svc", &ours, &["-wd", "-T", "300", "r"], cwd, &[]);
     // rsvc's own messages: one line, naming the path.
     let (code, _, err) = rsvc(&["-u", "dead"], cwd);
     assert_eq!(code, 100);

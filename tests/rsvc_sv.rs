@@ -94,7 +94,10 @@ fn commands_and_waits() {
     assert_eq!(code, 0);
     let p2 = a.pid();
     assert!(p2 != 0 && p2 != p1);
-    assert!(out.starts_with(&format!("ok: run: ./a: (pid {p2}) ")), "{out}");
+    assert!(
+        out.starts_with(&format!("ok: run: ./a: (pid {p2}) ")),
+        "{out}"
+    );
     assert!(out.ends_with("s\n") && out.lines().count() == 1, "{out}");
     // sv up on a want-up service writes nothing and waits for nothing without -v.
     let (code, out, _) = exec(&sv, &["up", "./a"], cwd, &[]);
@@ -303,4 +306,14 @@ fn s6_format_dirs_are_read() {
     );
     assert_eq!(code, 0, "{out}");
     assert!(out.starts_with("ok: run: ./s: (pid "), "{out}");
+    // Once s6-supervise is gone, the dir reads as not running.
+    let mut s = s;
+    let pid = s.pid();
+    let _ = s.sup.0.as_mut().map(|c| c.kill());
+    s.sup.wait_exit(Duration::from_secs(5));
+    common::kill_pid(pid as i32);
+    let (code, out, _) = exec(&names.ours("sv"), &["exit", "./s"], t.path(), &[]);
+    assert_eq!((code, out.as_str()), (0, "ok: ./s: runsv not running\n"));
+    let (code, out, _) = exec(&names.ours("sv"), &["status", "./s"], t.path(), &[]);
+    assert_eq!((code, out.as_str()), (1, "fail: ./s: runsv not running\n"));
 }
