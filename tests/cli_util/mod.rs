@@ -24,6 +24,8 @@ pub struct Svc {
     pub dir: PathBuf,
     pub kind: Kind,
     pub sup: Guard,
+    /// Service pids seen by wait_up, killed on drop even if the status file was replaced.
+    pub seen: std::cell::RefCell<Vec<u64>>,
 }
 
 impl Svc {
@@ -54,7 +56,12 @@ impl Svc {
                 .filter(|m| m.len() >= 20)
                 .map(|_| ())
         });
-        Svc { dir, kind, sup }
+        Svc {
+            dir,
+            kind,
+            sup,
+            seen: Default::default(),
+        }
     }
 
     pub fn path(&self) -> &str {
@@ -68,10 +75,12 @@ impl Svc {
 
     /// Waits until the service runs (pid != 0, not finishing) and returns its pid.
     pub fn wait_up(&self) -> u64 {
-        wait_for(Duration::from_secs(5), "service up", || {
+        let p = wait_for(Duration::from_secs(5), "service up", || {
             let v = rsv::svview::View::read(&self.dir).ok()?;
             (v.up).then_some(v.pid)
-        })
+        });
+        self.seen.borrow_mut().push(p);
+        p
     }
 
     /// Waits until the service is down (no pid).
@@ -96,6 +105,9 @@ impl Drop for Svc {
         }
         self.sup.0 = None;
         kill_pid(pid as i32);
+        for p in self.seen.borrow().iter() {
+            kill_pid(*p as i32);
+        }
         let logpid = pid_of(&self.dir.join("log"));
         kill_pid(logpid as i32);
     }
