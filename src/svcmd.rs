@@ -616,6 +616,7 @@ pub fn main(name: &str, args: &[String], lsb: bool) -> i32 {
             sv.acts = "tc".into();
             sv.kll = true;
         }
+        't' if action == "try-restart" => sv.acts = "tc".into(),
         'c' if action == "check" => {
             act = Act::None;
             sv.acts = "C".into();

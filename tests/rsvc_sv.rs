@@ -109,6 +109,13 @@ fn commands_and_waits() {
     let p3 = a.wait_up();
     assert!(out.starts_with("ok: run: ./a: (pid "), "{out}");
     assert_ne!(p3, p2);
+    // try-restart: tc, waits for the restart.
+    std::thread::sleep(Duration::from_millis(1100));
+    let (code, out, _) = exec(&sv, &["try-restart", "./a"], cwd, &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.starts_with("ok: run: ./a: (pid "), "{out}");
+    let p4 = a.wait_up();
+    assert_ne!(p4, p3);
     // exit: runsv goes away; then x is ok, anything else fails.
     let (code, out, _) = exec(&sv, &["-w", "5", "exit", "./a"], cwd, &[]);
     assert_eq!(code, 0, "{out}");
@@ -316,4 +323,166 @@ fn s6_format_dirs_are_read() {
     assert_eq!((code, out.as_str()), (0, "ok: ./s: runsv not running\n"));
     let (code, out, _) = exec(&names.ours("sv"), &["status", "./s"], t.path(), &[]);
     assert_eq!((code, out.as_str()), (1, "fail: ./s: runsv not running\n"));
+}
+
+/// A fake runit supervise dir held by the test itself: `ok` has a reader, `control` is
+/// drained by the test, `status` is written by hand. Lets us compare the exact bytes that
+/// sv and rsvc write for every command word, and their output, deterministically.
+struct FakeSupervise {
+    _ok: fs::File,
+    control: fs::File,
+}
+
+impl FakeSupervise {
+    fn new(sd: &Path) -> FakeSupervise {
+        use std::os::unix::fs::OpenOptionsExt;
+        let sup = sd.join("supervise");
+        fs::create_dir_all(&sup).unwrap();
+        for f in ["ok", "control"] {
+            nix::unistd::mkfifo(
+                &sup.join(f),
+                nix::sys::stat::Mode::from_bits_truncate(0o600),
+            )
+            .unwrap();
+        }
+        let open = |f: &str| {
+            fs::OpenOptions::new()
+                .read(true)
+                .write(f == "control")
+                .custom_flags(libc::O_NONBLOCK)
+                .open(sup.join(f))
+                .unwrap()
+        };
+        FakeSupervise {
+            _ok: open("ok"),
+            control: open("control"),
+        }
+    }
+    fn drain(&mut self) -> Vec<u8> {
+        use std::io::Read;
+        let mut out = Vec::new();
+        let mut buf = [0u8; 256];
+        while let Ok(n) = self.control.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            out.extend_from_slice(&buf[..n]);
+        }
+        out
+    }
+}
+
+fn runit_status(pid: u32, want: u8, got_term: bool, state: u8) -> Vec<u8> {
+    let st = rsv::status::RunitStatus {
+        // In the future: sv prints 0s, so the two programs cannot differ by a clock tick.
+        stamp: rsv::tai::Tai64N::from_unix(4_000_000_000, 500, rsv::tai::Family::Runit),
+        pid,
+        paused: false,
+        want_up: want == b'u',
+        got_term,
+        state: match state {
+            1 => rsv::status::RunitState::Run,
+            2 => rsv::status::RunitState::Finish,
+            _ => rsv::status::RunitState::Down,
+        },
+    };
+    st.encode().to_vec()
+}
+
+#[test]
+fn command_words_write_the_same_letters() {
+    if !refs() {
+        return;
+    }
+    // Two identical fake dirs so that sv and rsvc run side by side (waits take 420 ms).
+    let t = TempDir::new("sv-words");
+    let names = Names::new();
+    let (rdir, odir) = (t.path().join("r"), t.path().join("o"));
+    let mut fr = FakeSupervise::new(&rdir.join("f"));
+    let mut fo = FakeSupervise::new(&odir.join("f"));
+    let statuses = [
+        runit_status(0, b'u', false, 0),
+        runit_status(4242, b'u', false, 1),
+        runit_status(4242, b'd', false, 1),
+        runit_status(4242, b'd', true, 1),
+        runit_status(4243, b'd', false, 2),
+    ];
+    let quick = [
+        "up",
+        "down",
+        "once",
+        "exit",
+        "pause",
+        "cont",
+        "hup",
+        "alarm",
+        "interrupt",
+        "quit",
+        "1",
+        "2",
+        "term",
+        "kill",
+        "dance",
+        "u",
+        "xyz",
+        "e",
+        "status",
+        "rebuild",
+        "boo",
+        "force",
+        "",
+    ];
+    let waiting = [
+        "start",
+        "stop",
+        "restart",
+        "reload",
+        "shutdown",
+        "try-restart",
+        "check",
+        "force-stop",
+        "force-reload",
+        "force-restart",
+        "force-shutdown",
+        "Down",
+        "Term",
+        "Xit",
+        "Exit",
+    ];
+    let mut written = 0;
+    for (i, st) in statuses.iter().enumerate() {
+        let words: Vec<&str> = if i < 2 {
+            quick.iter().chain(waiting.iter()).copied().collect()
+        } else {
+            quick.to_vec()
+        };
+        for w in words {
+            let mut ok = false;
+            let mut last = None;
+            for _ in 0..3 {
+                fs::write(rdir.join("f/supervise/status"), st).unwrap();
+                fs::write(odir.join("f/supervise/status"), st).unwrap();
+                fr.drain();
+                fo.drain();
+                let env = [("SVWAIT", "0")];
+                let ours = names.ours("sv");
+                let od = odir.clone();
+                let h = std::thread::spawn(move || exec(&ours, &[w, "./f"], &od, &env));
+                let r = exec(Path::new("/usr/bin/sv"), &[w, "./f"], &rdir, &env);
+                let o = h.join().unwrap();
+                let (rb, ob) = (fr.drain(), fo.drain());
+                if r == o && rb == ob {
+                    written += rb.len();
+                    ok = true;
+                    break;
+                }
+                last = Some((r, rb, o, ob));
+            }
+            assert!(ok, "sv {w:?} on {st:?}: {last:?}");
+        }
+    }
+    assert!(
+        written > 40,
+        "the comparison saw letters written ({written})"
+    );
 }
