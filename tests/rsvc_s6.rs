@@ -224,3 +224,71 @@ fn waits_on_runsv() {
     let (code, _, _) = rsvc(&["-u", a.path()], t.path());
     assert_eq!(code, 100);
 }
+
+#[test]
+fn letters_written_match_s6_svc() {
+    if !refs() {
+        return;
+    }
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let t = TempDir::new("svc-letters");
+    let names = Names::new();
+    let sup = t.path().join("f/supervise");
+    fs::create_dir_all(&sup).unwrap();
+    nix::unistd::mkfifo(
+        &sup.join("control"),
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+    )
+    .unwrap();
+    let mut ctl = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(sup.join("control"))
+        .unwrap();
+    let mut drain = || {
+        let mut v = Vec::new();
+        let mut b = [0u8; 128];
+        while let Ok(n) = ctl.read(&mut b) {
+            if n == 0 {
+                break;
+            }
+            v.extend_from_slice(&b[..n]);
+        }
+        v
+    };
+    for args in [
+        vec!["-u", "f"],
+        vec!["-abqhkti12", "f"],
+        vec!["-p", "-c", "-y", "-r", "f"],
+        vec!["-o", "-d", "-u", "-D", "-U", "-x", "-O", "-Q", "f"],
+        vec!["-du", "-ud", "f"],
+        vec!["-T", "100", "-k", "f"],
+        vec!["-uu", "--", "f"],
+        vec!["f"],
+    ] {
+        drain();
+        let r = exec(
+            std::path::Path::new("/usr/bin/s6-svc"),
+            &args,
+            t.path(),
+            &[],
+        );
+        let rb = drain();
+        let o = exec(&names.ours("s6-svc"), &args, t.path(), &[]);
+        let ob = drain();
+        assert_eq!((&r, &rb), (&o, &ob), "{args:?}");
+        // rsvc (own name) writes the same bytes.
+        let o2 = exec(&bin("rsvc"), &args, t.path(), &[]);
+        assert_eq!((o2.0, drain()), (0, rb.clone()), "rsvc {args:?}");
+        if args.len() > 1 {
+            let want: String = args
+                .iter()
+                .filter(|a| a.starts_with('-') && **a != "--" && **a != "-T")
+                .flat_map(|a| a[1..].chars())
+                .collect();
+            assert_eq!(String::from_utf8(rb).unwrap(), want, "{args:?}");
+        }
+    }
+}
