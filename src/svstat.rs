@@ -387,7 +387,8 @@ impl Info {
         match &self.view {
             Ok(v) => {
                 let v = clamp(*v, now);
-                let pid = if v.pid != 0 {
+                // A stale status left by a dead supervisor names no live process.
+                let pid = if v.pid != 0 && self.supervised {
                     v.pid.to_string()
                 } else {
                     "-".into()
