@@ -22,6 +22,9 @@ use crate::fifodir::Listener;
 use crate::lock;
 use crate::svview::{Format, View};
 
+/// s6-svc's limit on the number of letters in one call.
+pub const MAX_LETTERS: usize = 62;
+
 /// The letters s6-supervise accepts.
 pub const S6_LETTERS: &str = "abqhkti12pcyroduDUxOQ";
 
@@ -262,6 +265,10 @@ fn s6svc(args: &[String], strict: bool) -> i32 {
         eprintln!("{prog}: usage: {usage}");
         return EXIT_USAGE;
     };
+    if a.letters.len() > MAX_LETTERS {
+        eprintln!("{prog}: fatal: too many commands");
+        return EXIT_USAGE;
+    }
     if a.dirs.iter().any(|d| d.is_empty()) {
         eprintln!("{prog}: usage: {usage}");
         return EXIT_USAGE;

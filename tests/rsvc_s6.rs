@@ -33,6 +33,8 @@ fn errors_match_s6_svc() {
         s.dir.clone()
     };
     fs::create_dir_all(cwd.join("nocontrol/supervise")).unwrap();
+    let too_many = format!("-{}", "c".repeat(63));
+    let most = format!("-{}", "c".repeat(62));
     for args in [
         vec![],
         vec!["-Z", "dead"],
@@ -44,6 +46,8 @@ fn errors_match_s6_svc() {
         vec!["-u", "/nonexistent"],
         vec!["-u", "nocontrol"],
         vec!["-wu", "-T", "300", "-u", "/nonexistent"],
+        vec![&too_many, "dead"],
+        vec![&most, "/nonexistent"],
     ] {
         same("s6-svc", &ours, &args, cwd, &[]);
     }
