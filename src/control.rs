@@ -476,8 +476,6 @@ fn wait_and_control(prog: &str, a: &S6SvcArgs, wait: WaitFor, strict: bool) -> i
             Err(e) => {
                 if strict {
                     eprintln!("{wprog}: fatal: unable to s6_svstatus_read: {}", errstr(&e));
-                } else if e.kind() == io::ErrorKind::InvalidData {
-                    eprintln!("{wprog}: fatal: unable to read status for {d}: {e}");
                 } else {
                     eprintln!(
                         "{wprog}: fatal: unable to read status for {d}: {d}/supervise/status: {}",

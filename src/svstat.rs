@@ -274,13 +274,8 @@ pub struct Info {
 impl Info {
     pub fn gather(name: &str, path: &Path) -> Info {
         let supervised = lock::supervised(&path.join("supervise")).unwrap_or(false);
-        let view = View::read(path).map_err(|e| {
-            if e.kind() == io::ErrorKind::InvalidData {
-                e.to_string()
-            } else {
-                format!("{}/supervise/status: {}", path.display(), errstr(&e))
-            }
-        });
+        let view = View::read(path)
+            .map_err(|e| format!("{}/supervise/status: {}", path.display(), errstr(&e)));
         let last_exit = match last_death(path) {
             Some(d) if d.sig != 0 => Some(Ended::Signaled(d.sig as i32)),
             Some(d) => Some(Ended::Exited(d.exit as i32)),
@@ -596,10 +591,6 @@ fn single_rsv(a: &Args, d: &str, now: Tai64N) -> i32 {
     }
     let v = match View::read(sd) {
         Ok(v) => v,
-        Err(e) if e.kind() == io::ErrorKind::InvalidData => {
-            eprintln!("rsvstat: fatal: unable to read status for {d}: {d}/supervise/status {e}");
-            return EXIT_SYS;
-        }
         Err(e) => {
             eprintln!(
                 "rsvstat: fatal: unable to read status for {d}: {d}/supervise/status: {}",

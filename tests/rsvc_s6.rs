@@ -296,3 +296,45 @@ fn letters_written_match_s6_svc() {
         }
     }
 }
+
+#[test]
+fn garbage_status_and_permission_denied() {
+    if !refs() {
+        return;
+    }
+    let t = TempDir::new("svc-garbage");
+    let names = Names::new();
+    let a = Svc::start(t.path(), "a", Kind::S6, "exec sleep 1000");
+    a.wait_up();
+    fs::write(a.dir.join("supervise/status"), b"1234567").unwrap();
+    let (code, _, err) = rsvc(&["-wu", "-T", "500", "-u", "a"], t.path());
+    assert_eq!(code, 111);
+    assert_eq!(
+        err,
+        "rsvc: fatal: unable to read status for a: a/supervise/status: status file has 7 bytes, neither 20 (runit) nor 35 (s6)\n"
+    );
+    same(
+        "s6-svc",
+        &names.ours("s6-svc"),
+        &["-wu", "-T", "500", "-u", "a"],
+        t.path(),
+        &[],
+    );
+    // Without a wait the status is not read: the letter goes through.
+    assert_eq!(rsvc(&["-u", "a"], t.path()).0, 0);
+    // supervise/ is 0700: as nobody, the control FIFO cannot be opened.
+    if let Some(o) = exec_as_nobody(&names.ours("s6-svc"), &["-u", "a"], t.path()) {
+        let r = exec_as_nobody(
+            std::path::Path::new("/usr/bin/s6-svc"),
+            &["-u", "a"],
+            t.path(),
+        )
+        .unwrap();
+        assert_eq!(r, o);
+        let (code, _, err) = exec_as_nobody(&bin("rsvc"), &["-u", "a"], t.path()).unwrap();
+        assert_eq!(
+            (code, err.as_str()),
+            (111, "rsvc: fatal: unable to control a: Permission denied\n")
+        );
+    }
+}
