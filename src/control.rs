@@ -539,6 +539,12 @@ fn wait_and_control(prog: &str, a: &S6SvcArgs, wait: WaitFor, strict: bool) -> i
             }
             if w.format == Format::Runit {
                 w.poll_status();
+            } else if !strict && w.done.is_none() {
+                // A supervisor killed by SIGKILL sends no `x`: notice the lock going away.
+                if let Ok(false) = lock::supervised(&w.sd.join("supervise")) {
+                    w.event(b'x');
+                    w.done.get_or_insert(false);
+                }
             }
         }
     }

@@ -338,3 +338,39 @@ fn garbage_status_and_permission_denied() {
         );
     }
 }
+
+#[test]
+fn supervisor_killed_during_wait() {
+    if !refs() {
+        return;
+    }
+    let t = TempDir::new("svc-killed");
+    let mut a = Svc::start(t.path(), "a", Kind::S6, "exec sleep 1000");
+    a.wait_up();
+    let mut cmd = std::process::Command::new(bin("rsvc"));
+    cmd.args(["-wd", "-T", "10000", a.path()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    // Let it subscribe, then kill the supervisor without letting it broadcast anything.
+    common::wait_for(Duration::from_secs(5), "listener fifo", || {
+        fs::read_dir(a.dir.join("event"))
+            .ok()?
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with("ftrig1:@"))
+            .then_some(())
+    });
+    let start = Instant::now();
+    a.sup.signal(libc::SIGKILL);
+    a.sup.wait_exit(Duration::from_secs(5));
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(start.elapsed() < Duration::from_secs(3));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!(
+            "rsvc: fatal: {} failed permanently or its supervisor died\n",
+            a.path()
+        )
+    );
+}
