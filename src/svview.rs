@@ -194,3 +194,79 @@ pub fn scan_services(dir: &Path) -> Vec<PathBuf> {
     v.sort();
     v
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::status::{RunitStatus, S6Status};
+
+    #[test]
+    fn secs_between_floors() {
+        let a = Tai64N {
+            secs: 100,
+            nanos: 900,
+        };
+        assert_eq!(
+            secs_between(
+                a,
+                Tai64N {
+                    secs: 101,
+                    nanos: 100
+                }
+            ),
+            0
+        );
+        assert_eq!(
+            secs_between(
+                a,
+                Tai64N {
+                    secs: 101,
+                    nanos: 900
+                }
+            ),
+            1
+        );
+        assert_eq!(secs_between(a, Tai64N { secs: 50, nanos: 0 }), 0);
+    }
+
+    #[test]
+    fn s6_status_as_runit_fields() {
+        let stamp = Tai64N::from_unix(1_800_000_000, 7, Family::S6);
+        let s = S6Status {
+            stamp,
+            readystamp: stamp,
+            pid: 42,
+            wstat: 0,
+            paused: true,
+            finishing: true,
+            wantup: false,
+            ready: false,
+        };
+        let v = View::from_status(AnyStatus::S6(s));
+        assert!(!v.up && v.finishing);
+        let (pid, state, want, paused, got_term, st) = v.as_runit();
+        assert_eq!(
+            (pid, state, want, paused, got_term),
+            (42, 2, b'd', true, false)
+        );
+        assert_eq!(st, Tai64N::from_unix(1_800_000_000, 7, Family::Runit));
+        assert_eq!(v.since, 1_800_000_000);
+    }
+
+    #[test]
+    fn runit_stamps_convert_to_the_s6_family() {
+        let r = RunitStatus {
+            stamp: Tai64N::from_unix(1_800_000_000, 500, Family::Runit),
+            pid: 9,
+            paused: false,
+            want_up: true,
+            got_term: true,
+            state: RunitState::Run,
+        };
+        let v = View::from_status(AnyStatus::Runit(r));
+        assert!(v.up && v.wantup && v.got_term && !v.ready);
+        assert_eq!(v.stamp.secs, r.stamp.secs + 27);
+        assert_eq!(v.since, 1_800_000_000);
+        assert_eq!(v.ended(), None);
+    }
+}
