@@ -2,6 +2,7 @@
 //!
 //! One module per concern; the programs in `src/bin/` only parse arguments and call in here.
 
+pub mod control;
 pub mod diag;
 pub mod fifodir;
 pub mod lock;
@@ -9,5 +10,8 @@ pub mod machine;
 pub mod sig;
 pub mod status;
 pub mod supervise;
+pub mod svcmd;
 pub mod svdir;
+pub mod svstat;
+pub mod svview;
 pub mod tai;

@@ -1,0 +1,688 @@
+//! `rsvstat` and `rsvok`: read a service's state.
+//!
+//! One service dir: s6-svstat's human line or machine fields (`-uwNrpest`, `-o`), for s6 and
+//! runit status files. Several dirs or a scan dir: a table, one service per line. `--json`:
+//! the same data as JSON. Started as `s6-svstat` / `s6-svok`, the programs behave exactly as
+//! s6's (fcntl lock probe only, 35-byte status only, s6's messages).
+
+use std::fmt::Write as _;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use crate::control::errstr;
+use crate::diag::{EXIT_SYS, EXIT_USAGE};
+use crate::lock;
+use crate::status::Ended;
+use crate::svview::{self, Format, View, has_down_file, last_death, secs_between};
+use crate::tai::{Family, Tai64N};
+
+/// `-o` field names, in the order prefixes are matched.
+pub const FIELDS: [&str; 13] = [
+    "up",
+    "wantedup",
+    "normallyup",
+    "ready",
+    "paused",
+    "pid",
+    "exitcode",
+    "signal",
+    "signum",
+    "updownsince",
+    "readysince",
+    "updownfor",
+    "readyfor",
+];
+
+const S6_USAGE: &str = "s6-svstat [ -uwNrpest | -o up,wantedup,normallyup,ready,paused,pid,exitcode,signal,signum,updownsince,readysince,updownfor,readyfor ] [ -n ] servicedir";
+const RSV_USAGE: &str = "rsvstat [ -uwNrpest | -o up,wantedup,normallyup,ready,paused,pid,exitcode,signal,signum,updownsince,readysince,updownfor,readyfor ] [ -n ] [ --json ] servicedir...";
+
+/// Finds the field a `-o` item names (first table entry it is a prefix of).
+pub fn match_field(item: &str) -> Option<usize> {
+    FIELDS.iter().position(|f| f.starts_with(item))
+}
+
+/// Parsed command line.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Args {
+    pub fields: Vec<usize>,
+    pub numeric: bool,
+    pub json: bool,
+    pub dirs: Vec<String>,
+}
+
+/// Parse errors, with s6-svstat's messages.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ArgError {
+    Usage,
+    Fatal(String),
+}
+
+pub fn parse_args(args: &[String], allow_json: bool) -> Result<Args, ArgError> {
+    let mut a = Args::default();
+    let mut i = 0;
+    let push = |a: &mut Args, f: usize| -> Result<(), ArgError> {
+        if a.fields.len() >= 16 {
+            return Err(ArgError::Fatal("too many option fields".into()));
+        }
+        a.fields.push(f);
+        Ok(())
+    };
+    while i < args.len() {
+        let arg = &args[i];
+        if arg == "--" {
+            i += 1;
+            break;
+        }
+        if allow_json && arg == "--json" {
+            a.json = true;
+            i += 1;
+            continue;
+        }
+        if !arg.starts_with('-') || arg.len() < 2 {
+            break;
+        }
+        let chars: Vec<char> = arg[1..].chars().collect();
+        let mut j = 0;
+        while j < chars.len() {
+            let c = chars[j];
+            let field = match c {
+                'u' => Some(0),
+                'w' => Some(1),
+                'N' => Some(2),
+                'r' => Some(3),
+                'p' => Some(5),
+                'e' => Some(6),
+                's' => Some(7),
+                't' => Some(11),
+                'n' => {
+                    a.numeric = true;
+                    None
+                }
+                'o' => {
+                    let val: String = if j + 1 < chars.len() {
+                        chars[j + 1..].iter().collect()
+                    } else {
+                        i += 1;
+                        args.get(i).cloned().ok_or(ArgError::Usage)?
+                    };
+                    if !val.is_empty() {
+                        for item in val.split(',') {
+                            if item.is_empty() {
+                                return Err(ArgError::Fatal("invalid null option field".into()));
+                            }
+                            let f = match_field(item).ok_or_else(|| {
+                                ArgError::Fatal(format!("invalid option field: {item}"))
+                            })?;
+                            push(&mut a, f)?;
+                        }
+                    }
+                    j = chars.len();
+                    continue;
+                }
+                _ => return Err(ArgError::Usage),
+            };
+            if let Some(f) = field {
+                push(&mut a, f)?;
+            }
+            j += 1;
+        }
+        i += 1;
+    }
+    a.dirs = args[i..].to_vec();
+    if allow_json && a.dirs.iter().any(|d| d == "--json") {
+        a.json = true;
+        a.dirs.retain(|d| d != "--json");
+    }
+    if a.dirs.is_empty() {
+        return Err(ArgError::Usage);
+    }
+    Ok(a)
+}
+
+/// A view with the stamps clamped to `now` (s6-svstat shows no future).
+fn clamp(mut v: View, now: Tai64N) -> View {
+    if v.stamp > now {
+        v.stamp = now;
+    }
+    if v.readystamp > now {
+        v.readystamp = now;
+    }
+    v
+}
+
+/// s6-svstat's human line (without newline). runit statuses: `up (pid P) S seconds`,
+/// `down S seconds`, `finish (pid P) S seconds`, and `, got TERM` at the end.
+pub fn human_line(v: &View, normallyup: bool, numeric: bool, now: Tai64N) -> String {
+    let v = clamp(*v, now);
+    let mut s = String::new();
+    if v.up {
+        let _ = write!(s, "up (pid {})", v.pid);
+    } else if v.format == Format::Runit {
+        if v.finishing {
+            let _ = write!(s, "finish (pid {})", v.pid);
+        } else {
+            s.push_str("down");
+        }
+    } else {
+        match v.ended() {
+            Some(Ended::Signaled(n)) if numeric => {
+                let _ = write!(s, "down (signal {n})");
+            }
+            Some(Ended::Signaled(n)) => {
+                let _ = write!(s, "down (signal {})", crate::sig::long_name(n));
+            }
+            Some(Ended::Exited(c)) => {
+                let _ = write!(s, "down (exitcode {c})");
+            }
+            None => s.push_str("down (exitcode 0)"),
+        }
+    }
+    let _ = write!(s, " {} seconds", secs_between(v.stamp, now));
+    if v.up && !normallyup {
+        s.push_str(", normally down");
+    }
+    if !v.up && normallyup {
+        s.push_str(", normally up");
+    }
+    if v.up && v.paused {
+        s.push_str(", paused");
+    }
+    if !v.up && v.wantup {
+        s.push_str(", want up");
+    }
+    if v.up && !v.wantup {
+        s.push_str(", want down");
+    }
+    if v.ready {
+        let _ = write!(s, ", ready {} seconds", secs_between(v.readystamp, now));
+    }
+    if v.got_term {
+        s.push_str(", got TERM");
+    }
+    s
+}
+
+/// The machine-readable line: the values of `fields`, separated by spaces.
+pub fn fields_line(v: &View, normallyup: bool, fields: &[usize], now: Tai64N) -> String {
+    let v = clamp(*v, now);
+    let ended = v.ended();
+    let vals: Vec<String> = fields
+        .iter()
+        .map(|&f| match f {
+            0 => v.up.to_string(),
+            1 => v.wantup.to_string(),
+            2 => normallyup.to_string(),
+            3 => (v.pid != 0 && v.ready).to_string(),
+            4 => v.paused.to_string(),
+            5 => {
+                if v.up {
+                    v.pid.to_string()
+                } else {
+                    "-1".into()
+                }
+            }
+            6 => match ended {
+                Some(Ended::Exited(c)) => c.to_string(),
+                _ => "-1".into(),
+            },
+            7 => match ended {
+                Some(Ended::Signaled(n)) => crate::sig::long_name(n),
+                _ => "NA".into(),
+            },
+            8 => match ended {
+                Some(Ended::Signaled(n)) => n.to_string(),
+                _ => "-1".into(),
+            },
+            9 => v.stamp.to_hex(),
+            10 => v.readystamp.to_hex(),
+            11 => secs_between(v.stamp, now).to_string(),
+            _ => secs_between(v.readystamp, now).to_string(),
+        })
+        .collect();
+    vals.join(" ")
+}
+
+/// Appends `s` as a JSON string literal.
+pub fn json_str(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// Everything known about one service, for the table and JSON outputs.
+pub struct Info {
+    pub name: String,
+    pub path: PathBuf,
+    pub supervised: bool,
+    pub view: Result<View, String>,
+    pub normallyup: bool,
+    pub last_exit: Option<Ended>,
+}
+
+impl Info {
+    pub fn gather(name: &str, path: &Path) -> Info {
+        let supervised = lock::supervised(&path.join("supervise")).unwrap_or(false);
+        let view = View::read(path)
+            .map_err(|e| format!("{}/supervise/status: {}", path.display(), errstr(&e)));
+        let last_exit = match last_death(path) {
+            Some(d) if d.sig != 0 => Some(Ended::Signaled(d.sig as i32)),
+            Some(d) => Some(Ended::Exited(d.exit as i32)),
+            None => view.as_ref().ok().and_then(|v| v.ended()),
+        };
+        Info {
+            name: name.to_string(),
+            path: path.to_path_buf(),
+            supervised,
+            view,
+            normallyup: !has_down_file(path),
+            last_exit,
+        }
+    }
+
+    fn state(&self) -> &'static str {
+        match &self.view {
+            Ok(v) if v.up => "up",
+            Ok(v) if v.finishing => "finish",
+            Ok(_) => "down",
+            Err(_) => "unknown",
+        }
+    }
+
+    pub fn json(&self, now: Tai64N) -> String {
+        let mut o = String::from("{\"name\":");
+        json_str(&mut o, &self.name);
+        o.push_str(",\"path\":");
+        json_str(&mut o, &self.path.to_string_lossy());
+        let (unix_now, _) = now.to_unix(Family::S6);
+        match &self.view {
+            Ok(v) => {
+                let v = clamp(*v, now);
+                let _ = write!(
+                    o,
+                    ",\"format\":\"{}\",\"supervised\":{},\"state\":\"{}\",\"pid\":",
+                    v.format.name(),
+                    self.supervised,
+                    self.state()
+                );
+                if v.pid != 0 {
+                    let _ = write!(o, "{}", v.pid);
+                } else {
+                    o.push_str("null");
+                }
+                let _ = write!(
+                    o,
+                    ",\"since\":{},\"uptime\":{},\"ready\":{},\"ready_since\":",
+                    v.since.min(unix_now),
+                    secs_between(v.stamp, now),
+                    v.ready
+                );
+                if v.format == Format::S6 {
+                    let _ = write!(o, "{}", v.ready_since.min(unix_now));
+                } else {
+                    o.push_str("null");
+                }
+                let _ = write!(
+                    o,
+                    ",\"want\":\"{}\",\"paused\":{},\"normally_up\":{},\"last_exit\":",
+                    if v.wantup { "up" } else { "down" },
+                    v.paused,
+                    self.normallyup
+                );
+            }
+            Err(e) => {
+                let _ = write!(
+                    o,
+                    ",\"format\":null,\"supervised\":{},\"state\":null,\"pid\":null,\"since\":null,\"uptime\":null,\"ready\":false,\"ready_since\":null,\"want\":null,\"paused\":false,\"normally_up\":{},\"error\":",
+                    self.supervised, self.normallyup
+                );
+                json_str(&mut o, e);
+                o.push_str(",\"last_exit\":");
+            }
+        }
+        match self.last_exit {
+            Some(Ended::Exited(c)) => {
+                let _ = write!(o, "{{\"code\":{c}}}");
+            }
+            Some(Ended::Signaled(n)) => {
+                let _ = write!(
+                    o,
+                    "{{\"signal\":\"{}\",\"signum\":{n}}}",
+                    crate::sig::long_name(n)
+                );
+            }
+            None => o.push_str("null"),
+        }
+        o.push('}');
+        o
+    }
+
+    pub fn table_row(&self, now: Tai64N) -> String {
+        let last = match self.last_exit {
+            Some(Ended::Exited(c)) => format!("exitcode {c}"),
+            Some(Ended::Signaled(n)) => format!("signal {}", crate::sig::long_name(n)),
+            None => "-".into(),
+        };
+        let state = if self.supervised {
+            self.state()
+        } else {
+            "unsupervised"
+        };
+        match &self.view {
+            Ok(v) => {
+                let v = clamp(*v, now);
+                // A stale status left by a dead supervisor names no live process.
+                let pid = if v.pid != 0 && self.supervised {
+                    v.pid.to_string()
+                } else {
+                    "-".into()
+                };
+                format!(
+                    "{:<24} {:<12} {:>8} {:>9} {:<5} {:<4} {}",
+                    self.name,
+                    state,
+                    pid,
+                    format!("{}s", secs_between(v.stamp, now)),
+                    if v.ready { "yes" } else { "no" },
+                    if v.wantup { "up" } else { "down" },
+                    last
+                )
+            }
+            Err(_) => format!(
+                "{:<24} {:<12} {:>8} {:>9} {:<5} {:<4} {}",
+                self.name, state, "-", "-", "-", "-", last
+            ),
+        }
+    }
+}
+
+const TABLE_HEADER: &str =
+    "NAME                     STATE             PID    UPTIME READY WANT LAST-EXIT";
+
+/// The services a list of operands names: scan dirs are expanded; `NAME/log` is added when it
+/// has a `supervise` directory.
+pub fn expand(dirs: &[String]) -> Vec<(String, PathBuf)> {
+    let mut v = Vec::new();
+    let mut add = |name: String, p: PathBuf| {
+        let log = p.join("log");
+        let has_log = log.join("supervise").is_dir();
+        v.push((name.clone(), p));
+        if has_log {
+            v.push((format!("{name}/log"), log));
+        }
+    };
+    for d in dirs {
+        let p = PathBuf::from(d);
+        if svview::is_scan_dir(&p) {
+            for s in svview::scan_services(&p) {
+                let name = s
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                add(name, s);
+            }
+        } else {
+            add(d.clone(), p);
+        }
+    }
+    v
+}
+
+/// Entry point of `rsvstat` (and of `s6-svstat` when `strict`). Returns the exit code.
+pub fn main(args: &[String], strict: bool) -> i32 {
+    let prog = if strict { "s6-svstat" } else { "rsvstat" };
+    let usage = if strict { S6_USAGE } else { RSV_USAGE };
+    let a = match parse_args(args, !strict) {
+        Ok(a) => a,
+        Err(ArgError::Usage) => {
+            eprintln!("{prog}: usage: {usage}");
+            return EXIT_USAGE;
+        }
+        Err(ArgError::Fatal(m)) => {
+            eprintln!("{prog}: fatal: {m}");
+            return EXIT_USAGE;
+        }
+    };
+    let now = Tai64N::now(Family::S6);
+    if strict {
+        return single_s6(&a, &a.dirs[0], now);
+    }
+    let many = a.dirs.len() > 1 || svview::is_scan_dir(Path::new(&a.dirs[0]));
+    if !many && !a.json {
+        return single_rsv(&a, &a.dirs[0], now);
+    }
+    if many && !a.fields.is_empty() {
+        eprintln!("rsvstat: fatal: field options need exactly one service directory");
+        return EXIT_USAGE;
+    }
+    let list = expand(&a.dirs);
+    let infos: Vec<Info> = list.iter().map(|(n, p)| Info::gather(n, p)).collect();
+    for (i, info) in infos.iter().enumerate() {
+        if let Err(e) = &info.view {
+            if !info.path.is_dir() {
+                eprintln!(
+                    "rsvstat: warning: {}: not a directory or does not exist",
+                    info.path.display()
+                );
+            } else if info.supervised || i < a.dirs.len() && !many {
+                eprintln!(
+                    "rsvstat: warning: unable to read status for {}: {e}",
+                    info.path.display()
+                );
+            }
+        }
+    }
+    let mut out = String::new();
+    if a.json {
+        if many {
+            out.push('[');
+            for (i, info) in infos.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&info.json(now));
+            }
+            out.push_str("]\n");
+        } else if let Some(info) = infos.first() {
+            out.push_str(&info.json(now));
+            out.push('\n');
+        }
+    } else {
+        out.push_str(TABLE_HEADER);
+        out.push('\n');
+        for info in &infos {
+            out.push_str(&info.table_row(now));
+            out.push('\n');
+        }
+    }
+    let _ = io::stdout().lock().write_all(out.as_bytes());
+    if infos.iter().all(|i| i.supervised) {
+        0
+    } else {
+        1
+    }
+}
+
+fn print_result(a: &Args, v: &View, normallyup: bool, now: Tai64N) -> i32 {
+    let line = if a.fields.is_empty() {
+        human_line(v, normallyup, a.numeric, now)
+    } else {
+        fields_line(v, normallyup, &a.fields, now)
+    };
+    let mut so = io::stdout().lock();
+    if writeln!(so, "{line}").and_then(|_| so.flush()).is_err() {
+        return EXIT_SYS;
+    }
+    0
+}
+
+fn single_s6(a: &Args, d: &str, now: Tai64N) -> i32 {
+    let sd = Path::new(d);
+    match lock::fcntl_lock_held(&sd.join("supervise").join("lock")) {
+        Ok(true) => {}
+        Ok(false) => {
+            eprintln!(
+                "s6-svstat: fatal: : unable to read status for {d}: s6-supervise not running"
+            );
+            return 1;
+        }
+        Err(e) => {
+            eprintln!(
+                "s6-svstat: fatal: unable to read status for {d}: {}",
+                errstr(&e)
+            );
+            return EXIT_SYS;
+        }
+    }
+    let v = match std::fs::read(sd.join("supervise").join("status")) {
+        Ok(b) if b.len() >= crate::status::S6_LEN => match crate::status::S6Status::decode(&b) {
+            Some(s) => View::from_status(crate::status::AnyStatus::S6(s)),
+            None => return EXIT_SYS,
+        },
+        Ok(_) => {
+            eprintln!("s6-svstat: fatal: unable to read status for {d}: Broken pipe");
+            return EXIT_SYS;
+        }
+        Err(e) => {
+            eprintln!(
+                "s6-svstat: fatal: unable to read status for {d}: {}",
+                errstr(&e)
+            );
+            return EXIT_SYS;
+        }
+    };
+    print_result(a, &v, !has_down_file(sd), now)
+}
+
+fn single_rsv(a: &Args, d: &str, now: Tai64N) -> i32 {
+    let sd = Path::new(d);
+    match lock::supervised(&sd.join("supervise")) {
+        Ok(true) => {}
+        Ok(false) => {
+            if !sd.is_dir() {
+                eprintln!(
+                    "rsvstat: fatal: unable to read status for {d}: no such service directory"
+                );
+            } else {
+                eprintln!(
+                    "rsvstat: fatal: unable to read status for {d}: supervisor not running (no lock held on {d}/supervise/lock)"
+                );
+            }
+            return 1;
+        }
+        Err(e) => {
+            eprintln!(
+                "rsvstat: fatal: unable to check {d}/supervise: {}",
+                errstr(&e)
+            );
+            return EXIT_SYS;
+        }
+    }
+    let v = match View::read(sd) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!(
+                "rsvstat: fatal: unable to read status for {d}: {d}/supervise/status: {}",
+                errstr(&e)
+            );
+            return EXIT_SYS;
+        }
+    };
+    print_result(a, &v, !has_down_file(sd), now)
+}
+
+/// `rsvok SD` / `s6-svok SD`: 0 supervised, 1 not, 100 usage, 111 error.
+pub fn svok_main(args: &[String], strict: bool) -> i32 {
+    let prog = if strict { "s6-svok" } else { "rsvok" };
+    let mut ops = args;
+    if ops.first().is_some_and(|a| a == "--") {
+        ops = &ops[1..];
+    }
+    if ops
+        .first()
+        .is_some_and(|a| a.starts_with('-') && a.len() > 1)
+    {
+        eprintln!("{prog}: usage: {prog} servicedir");
+        return EXIT_USAGE;
+    }
+    let Some(d) = ops.first() else {
+        eprintln!("{prog}: usage: {prog} servicedir");
+        return EXIT_USAGE;
+    };
+    let sup = Path::new(d).join("supervise");
+    let r = if strict {
+        lock::fcntl_lock_held(&sup.join("lock"))
+    } else {
+        lock::supervised(&sup)
+    };
+    match r {
+        Ok(true) => 0,
+        Ok(false) => 1,
+        Err(e) => {
+            if strict {
+                eprintln!("s6-svok: fatal: unable to check {d}: {}", errstr(&e));
+            } else {
+                eprintln!(
+                    "rsvok: fatal: unable to check {d}/supervise: {}",
+                    errstr(&e)
+                );
+            }
+            EXIT_SYS
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn field_prefixes() {
+        assert_eq!(match_field("updown"), Some(9));
+        assert_eq!(match_field("p"), Some(4));
+        assert_eq!(match_field("u"), Some(0));
+        assert_eq!(match_field("x"), None);
+    }
+
+    #[test]
+    fn options() {
+        let a = parse_args(&v(&["-upe", "sd"]), false).unwrap();
+        assert_eq!(a.fields, vec![0, 5, 6]);
+        assert_eq!(parse_args(&v(&["-d", "sd"]), false), Err(ArgError::Usage));
+        assert_eq!(
+            parse_args(&v(&["-o", "up,,pid", "sd"]), false),
+            Err(ArgError::Fatal("invalid null option field".into()))
+        );
+        assert!(
+            parse_args(&v(&["-o", "", "sd"]), false)
+                .unwrap()
+                .fields
+                .is_empty()
+        );
+        let a = parse_args(&v(&["--json", "a", "b"]), true).unwrap();
+        assert!(a.json);
+        assert_eq!(a.dirs, v(&["a", "b"]));
+    }
+
+    #[test]
+    fn json_escapes() {
+        let mut s = String::new();
+        json_str(&mut s, "a\"b\\c\nd\u{1}");
+        assert_eq!(s, "\"a\\\"b\\\\c\\nd\\u0001\"");
+    }
+}
