@@ -8,3 +8,4 @@ pub mod lock;
 pub mod sig;
 pub mod status;
 pub mod tai;
+pub mod tai64nlocal;
