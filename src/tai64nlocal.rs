@@ -65,7 +65,8 @@ unsafe extern "C" {
 
 /// Broken-down time for a unix time, local or UTC; `None` when the C library cannot represent it.
 fn broken_down(t: i64, utc: bool) -> Option<libc::tm> {
-    let tt: libc::time_t = t.try_into().ok()?;
+    // time_t is 64 bits on every target rsv supports.
+    let tt: libc::time_t = t;
     // SAFETY: an all-zero `struct tm` is a valid value (integers and a null tm_zone pointer).
     let mut tm: libc::tm = unsafe { std::mem::zeroed() };
     // SAFETY: both pointers refer to live, properly aligned locals; the *_r variants write only
