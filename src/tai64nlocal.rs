@@ -191,8 +191,12 @@ impl Converter {
         self.text.clear();
         self.text.extend_from_slice(&self.prefix);
         // Nine digits, zero-padded; a field of 10^9 or more keeps its first nine digits.
-        let mut ten = Vec::with_capacity(10);
-        push_num(&mut ten, stamp.nanos as u64, 10);
+        let mut ten = [b'0'; 10];
+        let mut v = stamp.nanos;
+        for d in ten.iter_mut().rev() {
+            *d = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
         let digits = if stamp.nanos >= 1_000_000_000 {
             &ten[..9]
         } else {
@@ -218,7 +222,14 @@ impl Converter {
 
 /// Position of the first newline in `b`.
 fn find_newline(b: &[u8]) -> Option<usize> {
-    b.iter().position(|&c| c == b'\n')
+    // SAFETY: memchr reads at most b.len() bytes from b's start, all inside the slice; the
+    // returned pointer, when not null, points into the same slice.
+    let p = unsafe { libc::memchr(b.as_ptr().cast(), b'\n' as i32, b.len()) };
+    if p.is_null() {
+        None
+    } else {
+        Some(p as usize - b.as_ptr() as usize)
+    }
 }
 
 enum State {
@@ -288,6 +299,29 @@ pub fn filter<R: Read, W: Write>(
                         i += 1;
                         state = State::Digits;
                     }
+                }
+                State::Head if head_len == 0 && n - i > LABEL => {
+                    // Fast path: the whole head is in this chunk.
+                    let w = &chunk[i..=i + LABEL];
+                    if let Some(k) = find_newline(&w[..LABEL]) {
+                        out.write_all(&w[..=k]).map_err(FilterError::Write)?;
+                        i += k + 1;
+                        state = State::Start;
+                        continue;
+                    }
+                    match conv.s6_text(&w[..LABEL]) {
+                        Some(text) => {
+                            out.write_all(text).map_err(FilterError::Write)?;
+                            out.write_all(&w[LABEL..]).map_err(FilterError::Write)?;
+                        }
+                        None => out.write_all(w).map_err(FilterError::Write)?,
+                    }
+                    i += LABEL + 1;
+                    state = if w[LABEL] == b'\n' {
+                        State::Start
+                    } else {
+                        State::Pass
+                    };
                 }
                 State::Head => {
                     let b = chunk[i];
@@ -401,6 +435,50 @@ mod tests {
             b"2017-01-01 00:00:00.000000000\n"
         );
         assert_eq!(s6(b"x\n\n@\n@4000"), b"x\n\n@\n@4000");
+    }
+
+    /// Hands out its data a few bytes at a time, so labels straddle reads.
+    struct Trickle<'a>(&'a [u8], usize);
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.1 = self.1 % 7 + 1;
+            let n = self.1.min(self.0.len()).min(buf.len());
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn split_reads_give_the_same_output() {
+        let mut input = Vec::new();
+        for i in 0..200u64 {
+            let label = format!(
+                "@{:016x}{:08x}",
+                (1u64 << 62) + 37 + 1_700_000_000 + i * 977,
+                i
+            );
+            input.extend_from_slice(label.as_bytes());
+            match i % 5 {
+                0 => input.extend_from_slice(b"\n"),
+                1 => input.extend_from_slice(b" text\n\n"),
+                2 => input.extend_from_slice(&label.as_bytes()[..(i % 25) as usize]),
+                3 => input.extend_from_slice(b"\xff\0\n"),
+                _ => input.extend_from_slice(b"x\n@400\n"),
+            }
+        }
+        input.extend_from_slice(b"@400000006b089ea52902bae6 end");
+        for style in [Style::S6, Style::Daemontools] {
+            let opts = Options { style, utc: true };
+            let whole = conv(&input, style);
+            let mut split = Vec::new();
+            filter(&mut Trickle(&input, 0), &mut split, opts).unwrap();
+            assert_eq!(
+                String::from_utf8_lossy(&split),
+                String::from_utf8_lossy(&whole)
+            );
+            assert!(whole.windows(5).filter(|w| w == b"2023-").count() > 100);
+        }
     }
 
     #[test]
