@@ -138,6 +138,54 @@ fn quick_bench_computes_ratios_for_a_stand_in_logger() {
 }
 
 #[test]
+fn a_logger_that_loses_the_last_line_is_reported_not_timed() {
+    if !have_refs(&["hyperfine", "svlogd", "s6-log", "execlineb"]) {
+        return;
+    }
+    // Under the svlogd name, this stand-in drops the last input line (an ERROR line, which the
+    // filter variant deselects anyway): its plain and processor rows must fail the check run.
+    let dir = TempDir::new("bench-lossy");
+    let fake = dir.path().join("rsvlog");
+    let svlogd = Command::new("sh")
+        .args(["-c", "command -v svlogd"])
+        .output()
+        .unwrap();
+    let s6log = Command::new("sh")
+        .args(["-c", "command -v s6-log"])
+        .output()
+        .unwrap();
+    script(
+        &fake,
+        &format!(
+            "#!/bin/sh\ncase ${{0##*/}} in\nsvlogd) head -n -1 | {} \"$@\" ;;\ns6-log) exec {} \"$@\" ;;\nesac\n",
+            String::from_utf8_lossy(&svlogd.stdout).trim(),
+            String::from_utf8_lossy(&s6log.stdout).trim()
+        ),
+    );
+    let (code, out, err) = run(
+        Command::new(bench_script())
+            .arg("--quick")
+            .env("RSVLOG", &fake)
+            .env("TMPDIR", dir.path()),
+        Duration::from_secs(300),
+    );
+    assert_eq!(code, 0, "{err}");
+    let rows = rows(&out);
+    let svlogd_syntax: Vec<&str> = rows
+        .iter()
+        .filter(|(_, p, _)| p == "rsvlog (svlogd syntax)")
+        .map(|(v, _, _)| v.as_str())
+        .collect();
+    assert_eq!(svlogd_syntax, ["filter"], "{out}");
+    let s6_syntax = rows
+        .iter()
+        .filter(|(_, p, _)| p == "rsvlog (s6-log syntax)")
+        .count();
+    assert_eq!(s6_syntax, 3, "{out}");
+    assert_eq!(out.matches("failed its check run").count(), 2, "{out}");
+}
+
+#[test]
 fn bad_usage_exits_100() {
     let (code, _, err) = run(
         Command::new(bench_script()).arg("--bogus"),
