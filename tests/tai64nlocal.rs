@@ -306,3 +306,103 @@ fn usage_and_write_errors() {
         "rsvtai64nlocal: fatal: unable to write to stdout: No space left on device\n"
     );
 }
+
+/// Is `prog` on PATH? (daemontools is optional: without it this comparison is skipped even
+/// where the runit and s6 references are required.)
+fn on_path(prog: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {prog}")])
+        .stdout(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+/// Input the real daemontools tai64nlocal converts without crashing: every label has exactly 24
+/// lowercase hex digits and a time the C library can convert (shorter labels make it crash).
+fn daemontools_input(seed: u64, lines: usize) -> Vec<u8> {
+    let mut r = Rng(seed);
+    let mut out = Vec::new();
+    for i in 0..lines {
+        match r.below(10) {
+            0 => out.extend_from_slice(b"a plain line\n"),
+            1 => out.extend_from_slice(b"\n"),
+            2 => out.extend_from_slice(b"\xff\x00binary @400000006b089ea52902bae6\n"),
+            _ => {
+                let secs = match r.below(4) {
+                    0 => (1 << 62) - 1_000_000_000 + r.below(2_000_000_000),
+                    1 => (1 << 62) + 10 + 1_483_228_800 - 5 + r.below(40),
+                    _ => (1 << 62) + 10 + 1_600_000_000 + r.below(400_000_000),
+                };
+                let nanos = match r.below(4) {
+                    0 => 0xffff_ffff - r.below(4),
+                    1 => 999_999_990 + r.below(20),
+                    _ => r.below(1_000_000_000),
+                };
+                out.extend_from_slice(format!("@{secs:016x}{nanos:08x}").as_bytes());
+                let tail: &[u8] = match r.below(6) {
+                    0 => b"\n",
+                    1 => b"x\n",
+                    2 => b"G not hex\n",
+                    3 => b"\x01\xfe\n",
+                    _ => b" some text of the line\n",
+                };
+                out.extend_from_slice(tail);
+            }
+        }
+        if i == lines - 1 {
+            // The last line without its newline.
+            out.pop();
+        }
+    }
+    out
+}
+
+#[test]
+fn daemontools_style_matches_real_tai64nlocal_when_installed() {
+    if !on_path("tai64nlocal") {
+        eprintln!("SKIPPED: daemontools' tai64nlocal not installed (apt-get install daemontools)");
+        return;
+    }
+    let dir = TempDir::new("tai64nlocal-dt");
+    let link = dir.path().join("tai64nlocal");
+    std::os::unix::fs::symlink(bin("rsvtai64nlocal"), &link).unwrap();
+    for (seed, tz) in [
+        (11u64, "UTC"),
+        (12, "Europe/Berlin"),
+        (13, "America/New_York"),
+    ] {
+        let input = daemontools_input(seed, 3000);
+        let (rc_ref, want) = filter_through(std::path::Path::new("tai64nlocal"), &[], tz, &input);
+        assert_eq!(
+            rc_ref, 0,
+            "the reference crashed: the generator made a bad label"
+        );
+        let (rc, got) = filter_through(&link, &[], tz, &input);
+        assert_eq!(rc, 0);
+        let (_, got_r) = filter_through(&bin("rsvtai64nlocal"), &["-r"], tz, &input);
+        assert!(got == got_r, "-r and the tai64nlocal name differ");
+        if got != want {
+            let gl: Vec<&[u8]> = got.split(|&b| b == b'\n').collect();
+            let wl: Vec<&[u8]> = want.split(|&b| b == b'\n').collect();
+            for (i, (g, w)) in gl.iter().zip(wl.iter()).enumerate() {
+                assert_eq!(
+                    String::from_utf8_lossy(g),
+                    String::from_utf8_lossy(w),
+                    "TZ={tz}, line {i}"
+                );
+            }
+            panic!("TZ={tz}: outputs differ in length");
+        }
+        let converted = got
+            .split(|&b| b == b'\n')
+            .filter(|l| l.first().is_some_and(u8::is_ascii_digit))
+            .count();
+        assert!(converted > 1500, "only {converted} lines converted");
+    }
+    // End of input inside a label: both drop that partial line.
+    let cut = b"@400000006b089ea52902bae6 x\n@400000006b089ea5";
+    let (_, want) = filter_through(std::path::Path::new("tai64nlocal"), &[], "UTC", cut);
+    let (_, got) = filter_through(&link, &[], "UTC", cut);
+    assert_eq!(got, want);
+}
