@@ -15,3 +15,4 @@ pub mod svdir;
 pub mod svstat;
 pub mod svview;
 pub mod tai;
+pub mod tai64nlocal;

@@ -31,6 +31,12 @@ fn leaps_at_unix(t: i64) -> u64 {
     LEAPS.iter().take_while(|&&l| l <= t).count() as u64
 }
 
+/// The unix times of the 27 leap seconds counted by skalibs (each the start of the day that
+/// follows an inserted second), oldest first.
+pub fn leap_table() -> &'static [i64] {
+    &LEAPS
+}
+
 /// A TAI64N label: seconds label (with the 2^62 base) and nanoseconds.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Tai64N {
