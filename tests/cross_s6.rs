@@ -237,7 +237,7 @@ fn waits_against_rsupervise() {
     assert_eq!(c, 0, "{e}");
     let p3 = supervisor::pid_of(&sd).unwrap();
     assert_ne!(p2, p3);
-    assert!(alive(p3 as i32));
+    assert!(alive(p3));
 
     // -wD -d: finish has run to its end.
     let _ = fs::remove_file(sd.join("finished"));
