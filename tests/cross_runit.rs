@@ -398,6 +398,14 @@ fn s6_letters_waits_and_rsvstat_on_runit_dir() {
     assert_eq!(c, 0, "{e}");
     assert!(!alive(p1));
     assert_eq!(field(&sd, "up,wantedup"), "false false");
+    // -wd (s6 semantics) may return while ./finish still runs: "finish (pid N)" then "down".
+    let (c, out, _) = run(Command::new(bin("rsvstat")).arg(&sd), T);
+    assert_eq!(c, 0);
+    assert!(
+        out.starts_with("down ") || out.starts_with("finish (pid "),
+        "{out}"
+    );
+    wait_down(&sd);
     let (c, out, _) = run(Command::new(bin("rsvstat")).arg(&sd), T);
     assert_eq!(c, 0);
     assert!(out.starts_with("down ") && !out.contains("(pid"), "{out}");
