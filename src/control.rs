@@ -236,6 +236,11 @@ pub fn write_control(sd: &Path, letters: &[u8]) -> Result<(), CtlError> {
             if sd.join("supervise").is_dir() {
                 return Err(CtlError::BadSuperviseDir(e));
             }
+            // As s6-svc: an existing service dir that was never supervised (no supervise/)
+            // means nobody listens (100); a missing service dir is a system error (111).
+            if sd.is_dir() {
+                return Err(CtlError::NotListening);
+            }
             return Err(CtlError::Io(e));
         }
         Err(e) => return Err(CtlError::Io(e)),
