@@ -433,10 +433,24 @@ pub fn expand(dirs: &[String]) -> Vec<(String, PathBuf)> {
                 add(name, s);
             }
         } else {
-            add(d.clone(), p);
+            add(service_name(&p), p);
         }
     }
     v
+}
+
+/// The name a service is known by: the last component of its path, or `PARENT/log` for a
+/// logger (as the scanners name them). Falls back to the path as given.
+pub fn service_name(p: &Path) -> String {
+    let base = |q: &Path| q.file_name().map(|n| n.to_string_lossy().into_owned());
+    match base(p) {
+        Some(b) if b == "log" => match p.parent().and_then(base) {
+            Some(parent) => format!("{parent}/log"),
+            None => b,
+        },
+        Some(b) => b,
+        None => p.to_string_lossy().into_owned(),
+    }
 }
 
 /// Entry point of `rsvstat` (and of `s6-svstat` when `strict`). Returns the exit code.
@@ -461,6 +475,10 @@ pub fn main(args: &[String], strict: bool) -> i32 {
     let many = a.dirs.len() > 1 || svview::is_scan_dir(Path::new(&a.dirs[0]));
     if !many && !a.json {
         return single_rsv(&a, &a.dirs[0], now);
+    }
+    if a.json && !a.fields.is_empty() {
+        eprintln!("rsvstat: fatal: field options and --json cannot be combined");
+        return EXIT_USAGE;
     }
     if many && !a.fields.is_empty() {
         eprintln!("rsvstat: fatal: field options need exactly one service directory");
@@ -677,6 +695,15 @@ mod tests {
         let a = parse_args(&v(&["--json", "a", "b"]), true).unwrap();
         assert!(a.json);
         assert_eq!(a.dirs, v(&["a", "b"]));
+    }
+
+    #[test]
+    fn service_names() {
+        assert_eq!(service_name(Path::new("/srv/web")), "web");
+        assert_eq!(service_name(Path::new("/srv/web/")), "web");
+        assert_eq!(service_name(Path::new("/srv/web/log")), "web/log");
+        assert_eq!(service_name(Path::new("log")), "log");
+        assert_eq!(service_name(Path::new("/")), "/");
     }
 
     #[test]

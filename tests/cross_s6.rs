@@ -578,8 +578,8 @@ fn json_and_table_on_a_scan_dir() {
             "last_exit"
         ]
     );
-    // An explicit operand is named as given (scan dir members by their basename, below).
-    assert_eq!(j.get("name"), &J::Str(p(&scan.join("a")).into()));
+    // A service is named by its directory's last component; the path is as given.
+    assert_eq!(j.get("name"), &J::Str("a".into()));
     assert_eq!(j.get("path"), &J::Str(p(&scan.join("a")).into()));
     assert_eq!(j.get("format"), &J::Str("s6".into()));
     assert_eq!(j.get("supervised"), &J::Bool(true));

@@ -139,8 +139,9 @@ fn runit_status_is_read() {
     assert_eq!(s6.secs, runit.secs + 27);
     let (_, out, _) = exec(&bin("rsvstat"), &["--json", a.path()], t.path(), &[]);
     assert!(out.starts_with(&format!(
-        "{{\"name\":\"{0}\",\"path\":\"{0}\",\"format\":\"runit\",\"supervised\":true,\"state\":\"up\",\"pid\":{pid},",
-        a.path()
+        "{{\"name\":\"{1}\",\"path\":\"{0}\",\"format\":\"runit\",\"supervised\":true,\"state\":\"up\",\"pid\":{pid},",
+        a.path(),
+        std::path::Path::new(a.path()).file_name().unwrap().to_str().unwrap()
     )), "{out}");
     assert!(
         out.ends_with(
