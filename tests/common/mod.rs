@@ -124,6 +124,8 @@ pub fn bin(name: &str) -> PathBuf {
         "rsvok" => option_env!("CARGO_BIN_EXE_rsvok"),
         "rsvlog" => option_env!("CARGO_BIN_EXE_rsvlog"),
         "rsvtai64nlocal" => option_env!("CARGO_BIN_EXE_rsvtai64nlocal"),
+        "rsvscan" => option_env!("CARGO_BIN_EXE_rsvscan"),
+        "rsvscanctl" => option_env!("CARGO_BIN_EXE_rsvscanctl"),
         _ => None,
     };
     PathBuf::from(p.unwrap_or_else(|| panic!("binary {name} is not built by this crate")))

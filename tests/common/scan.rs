@@ -1,0 +1,181 @@
+// Helpers for the rsvscan tests, included with `#[path = "common/scan.rs"] mod scan;`.
+#![allow(dead_code)]
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common::*;
+
+/// Can this machine run `unshare --pid --fork --mount-proc`? If not: skip (or fail under
+/// RSV_REQUIRE_REFERENCES).
+pub fn unshare_ok() -> bool {
+    let ok = Command::new("unshare")
+        .args(["--pid", "--fork", "--mount-proc", "--kill-child", "true"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !ok {
+        let msg = "unshare --pid --fork --mount-proc is not permitted here";
+        if std::env::var_os("RSV_REQUIRE_REFERENCES").is_some() {
+            panic!("{msg}");
+        }
+        eprintln!("SKIPPED: {msg}");
+    }
+    ok
+}
+
+/// rsvscan running as PID 1 of a new pid namespace. Dropping it SIGKILLs PID 1, which ends
+/// the whole namespace.
+pub struct Ns {
+    pub guard: Guard,
+    /// Host pid of rsvscan (PID 1 inside).
+    pub init: i32,
+    /// `/proc/PID/ns/pid` link text of the namespace.
+    pub link: String,
+    pub err: PathBuf,
+}
+
+impl Drop for Ns {
+    fn drop(&mut self) {
+        kill_pid(self.init);
+    }
+}
+
+pub fn child_of(pid: i32) -> Option<i32> {
+    let s = fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).ok()?;
+    s.split_whitespace().next()?.parse().ok()
+}
+
+pub fn ppid(pid: i32) -> Option<i32> {
+    let s = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    s.rsplit(')')
+        .next()?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+pub fn state(pid: i32) -> Option<char> {
+    let s = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    s.rsplit(')').next()?.trim_start().chars().next()
+}
+
+/// Starts `rsvscan ARGS DIR` as PID 1 of a new pid namespace, stderr to `err`.
+pub fn start_ns(dir: &Path, args: &[&str], err: &Path) -> Ns {
+    let errf = fs::File::create(err).unwrap();
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--pid", "--fork", "--mount-proc", "--kill-child"])
+        .arg(bin("rsvscan"))
+        .arg("--supervisor")
+        .arg(bin("rsupervise"))
+        .args(args)
+        .arg(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(errf);
+    let guard = Guard::spawn(&mut cmd);
+    let up = guard.pid();
+    let init = wait_for(Duration::from_secs(5), "rsvscan as PID 1", || child_of(up));
+    let link = wait_for(Duration::from_secs(5), "ns link", || {
+        fs::read_link(format!("/proc/{init}/ns/pid"))
+            .ok()
+            .map(|l| l.display().to_string())
+    });
+    let ns = Ns {
+        guard,
+        init,
+        link,
+        err: err.to_path_buf(),
+    };
+    wait_listening(dir);
+    ns
+}
+
+/// Waits until the control FIFO of `dir` has a reader.
+pub fn wait_listening(dir: &Path) {
+    let fifo = dir.join(".s6-svscan/control");
+    wait_for(Duration::from_secs(5), "rsvscan listening", || {
+        fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&fifo)
+            .ok()
+            .map(|_| ())
+    });
+}
+
+use std::os::unix::fs::OpenOptionsExt;
+
+impl Ns {
+    /// Host pids of every process of the namespace.
+    pub fn procs(&self) -> Vec<i32> {
+        ns_procs(&self.link)
+    }
+    /// Host pid of the namespace's `nspid`.
+    pub fn host_pid(&self, nspid: i32) -> Option<i32> {
+        self.procs().into_iter().find(|&p| {
+            fs::read_to_string(format!("/proc/{p}/status"))
+                .ok()
+                .and_then(|s| {
+                    s.lines()
+                        .find(|l| l.starts_with("NSpid:"))
+                        .and_then(|l| l.split_whitespace().last().map(str::to_string))
+                })
+                .and_then(|v| v.parse::<i32>().ok())
+                == Some(nspid)
+        })
+    }
+    pub fn stderr(&self) -> String {
+        fs::read_to_string(&self.err).unwrap_or_default()
+    }
+}
+
+pub fn ns_procs(link: &str) -> Vec<i32> {
+    let mut v = Vec::new();
+    for e in fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        if fs::read_link(format!("/proc/{pid}/ns/pid"))
+            .map(|l| l.display().to_string() == link)
+            .unwrap_or(false)
+        {
+            v.push(pid);
+        }
+    }
+    v
+}
+
+/// The pid in `SD/supervise/status` (either format), 0 if none.
+pub fn status_pid(sd: &Path) -> i32 {
+    match rsv::status::read_status(&sd.join("supervise")) {
+        Ok(rsv::status::AnyStatus::Runit(r)) => r.pid as i32,
+        Ok(rsv::status::AnyStatus::S6(s)) => s.pid as i32,
+        Err(_) => 0,
+    }
+}
+
+/// Waits for `SD` to be supervised with its run up; returns the elapsed time and ns pid.
+pub fn wait_up(sd: &Path, limit: Duration) -> (Duration, i32) {
+    let t0 = Instant::now();
+    let pid = wait_for(limit, &format!("{} up", sd.display()), || {
+        let p = status_pid(sd);
+        (p > 0).then_some(p)
+    });
+    (t0.elapsed(), pid)
+}
+
+pub fn cmdline(pid: i32) -> String {
+    fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
+        .unwrap_or_default()
+}
+
+pub fn cwd(pid: i32) -> Option<PathBuf> {
+    fs::read_link(format!("/proc/{pid}/cwd")).ok()
+}

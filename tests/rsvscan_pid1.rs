@@ -1,0 +1,469 @@
+//! rsvscan as PID 1 of a pid namespace: pick-up, log pipelines, reaping, shutdown, faults.
+
+mod common;
+#[path = "common/scan.rs"]
+mod scan;
+
+use std::fs;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+use scan::*;
+
+const SEC: Duration = Duration::from_secs(1);
+
+fn sleeper(sd: &Path) {
+    script(&sd.join("run"), "#!/bin/sh\nexec sleep 1000\n");
+}
+
+fn kill(pid: i32, sig: i32) {
+    // SAFETY: kill(2) on a pid of a process the test started (inside its namespace).
+    unsafe {
+        libc::kill(pid, sig);
+    }
+}
+
+/// Is the pipe on fd 0 of `pid` empty (FIONREAD through /proc/PID/fd/0)?
+fn pipe_empty(pid: i32) -> bool {
+    use std::os::fd::AsRawFd;
+    let Ok(f) = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(format!("/proc/{pid}/fd/0"))
+    else {
+        return false;
+    };
+    let mut n: libc::c_int = -1;
+    // SAFETY: FIONREAD writes one int through the pointer.
+    let r = unsafe { libc::ioctl(f.as_raw_fd(), libc::FIONREAD, &mut n) };
+    r == 0 && n == 0
+}
+
+#[test]
+fn pickup_runit_mode() {
+    if !unshare_ok() {
+        return;
+    }
+    let t = TempDir::new("scan-pickup");
+    let dir = t.path().join("service");
+    let stage = t.path().join("stage");
+    fs::create_dir_all(&dir).unwrap();
+    fs::create_dir_all(&stage).unwrap();
+    let ns = start_ns(&dir, &["--compat", "runit"], &t.path().join("err"));
+
+    // A new service moved in.
+    sleeper(&stage.join("a"));
+    let t0 = Instant::now();
+    fs::rename(stage.join("a"), dir.join("a")).unwrap();
+    let (_, apid) = wait_up(&dir.join("a"), 3 * SEC);
+    let lat_a = t0.elapsed();
+    // A symlinked service.
+    sleeper(&stage.join("b"));
+    let t0 = Instant::now();
+    std::os::unix::fs::symlink(stage.join("b"), dir.join("b")).unwrap();
+    wait_up(&stage.join("b"), 3 * SEC);
+    let lat_b = t0.elapsed();
+    // A dir created empty, `run` added later.
+    fs::create_dir(dir.join("c")).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let t0 = Instant::now();
+    sleeper(&dir.join("c"));
+    wait_up(&dir.join("c"), 3 * SEC);
+    let lat_c = t0.elapsed();
+    eprintln!("pick-up latency: moved-in {lat_a:?}, symlink {lat_b:?}, run added {lat_c:?}");
+    for l in [lat_a, lat_b, lat_c] {
+        assert!(l < SEC, "pick-up took {l:?}");
+    }
+
+    // Dot-names are not services; a broken symlink is reported once.
+    sleeper(&dir.join(".hidden"));
+    std::os::unix::fs::symlink("/nonexistent-rsv-target", dir.join("broken")).unwrap();
+    for i in 0..3 {
+        let (rc, _, _) = run(
+            Command::new(bin("rsvscanctl")).args(["-a"]).arg(&dir),
+            5 * SEC,
+        );
+        assert_eq!(rc, 0);
+        sleeper(&dir.join(format!("d{i}")));
+        wait_up(&dir.join(format!("d{i}")), 3 * SEC);
+    }
+    assert!(!dir.join(".hidden/supervise").exists());
+    let err = ns.stderr();
+    assert_eq!(
+        err.lines().filter(|l| l.contains("broken")).count(),
+        1,
+        "stderr: {err}"
+    );
+    assert_eq!(
+        err.lines().filter(|l| l.contains("/c has no run")).count(),
+        1,
+        "{err}"
+    );
+
+    // Removed: its supervisor and service are stopped at once (runit mode).
+    let a_host = ns.host_pid(apid).expect("run of a");
+    let t0 = Instant::now();
+    fs::rename(dir.join("a"), stage.join("a-gone")).unwrap();
+    wait_for(3 * SEC, "run of removed service gone", || {
+        (!alive(a_host)).then_some(())
+    });
+    let lat_rm = t0.elapsed();
+    eprintln!("removal latency: {lat_rm:?}");
+    assert!(lat_rm < SEC);
+    // The others are untouched.
+    assert!(status_pid(&dir.join("c")) > 0);
+}
+
+/// A numbered stream from run through the log pipe into a file, with the logger and the
+/// service SIGKILLed in turn: every line written arrives once, in order.
+#[test]
+fn log_pipeline_survives_kills() {
+    if !unshare_ok() {
+        return;
+    }
+    let t = TempDir::new("scan-log");
+    let dir = t.path().join("service");
+    let sd = dir.join("n");
+    let side = t.path().join("side");
+    fs::create_dir_all(&side).unwrap();
+    script(
+        &sd.join("run"),
+        &format!(
+            "#!/bin/sh\ni=0\nwhile :; do echo \"$$ $i\"; echo $i > {}/$$; i=$((i+1)); sleep 0.005; done\n",
+            side.display()
+        ),
+    );
+    let out = t.path().join("out.txt");
+    script(
+        &sd.join("log/run"),
+        &format!(
+            "#!/bin/sh\nwhile IFS= read -r l; do printf '%s\\n' \"$l\" >> {}; done\n",
+            out.display()
+        ),
+    );
+    let ns = start_ns(&dir, &[], &t.path().join("err"));
+    wait_up(&sd, 3 * SEC);
+    wait_up(&sd.join("log"), 3 * SEC);
+    let lines = || fs::read_to_string(&out).unwrap_or_default().lines().count();
+    wait_for(5 * SEC, "first lines logged", || {
+        (lines() > 20).then_some(())
+    });
+    for round in 0..3 {
+        // Kill the logger while it is idle in read(2) (service paused), so no line can be
+        // lost inside the logger itself; the pipe keeps what the service writes meanwhile.
+        let svc = ns.host_pid(status_pid(&sd)).expect("service pid");
+        let lg = ns
+            .host_pid(status_pid(&sd.join("log")))
+            .expect("logger pid");
+        kill(svc, libc::SIGSTOP);
+        wait_for(3 * SEC, "service stopped", || {
+            (state(svc) == Some('T')).then_some(())
+        });
+        wait_for(3 * SEC, "logger idle in read", || {
+            let idle = || {
+                pipe_empty(lg)
+                    && state(lg) == Some('S')
+                    && fs::read_to_string(format!("/proc/{lg}/syscall"))
+                        .map(|s| s.starts_with("0 0x0 "))
+                        .unwrap_or(false)
+            };
+            if idle() {
+                std::thread::sleep(Duration::from_millis(30));
+                if idle() {
+                    return Some(());
+                }
+            }
+            None
+        });
+        kill(lg, libc::SIGKILL);
+        // kill(2) returns before the target is dead: a logger woken by new data at that
+        // moment could still take a byte. Resume the service only once it is gone.
+        wait_for(3 * SEC, "logger dead", || (!alive(lg)).then_some(()));
+        kill(svc, libc::SIGCONT);
+        let n0 = lines();
+        wait_for(5 * SEC, "logger restarted and writing", || {
+            let p = status_pid(&sd.join("log"));
+            (p > 0 && ns.host_pid(p) != Some(lg) && lines() > n0 + 20).then_some(())
+        });
+        // Kill the service.
+        kill(svc, libc::SIGKILL);
+        let n1 = lines();
+        wait_for(5 * SEC, "service restarted and logging", || {
+            let p = status_pid(&sd);
+            (p > 0 && ns.host_pid(p) != Some(svc) && lines() > n1 + 20).then_some(())
+        });
+        eprintln!("round {round}: {} lines", lines());
+    }
+    drop(ns);
+    // Check: per writer pid, numbers 0..=k contiguous, k >= what the writer recorded.
+    let text = fs::read_to_string(&out).unwrap();
+    let mut per: std::collections::BTreeMap<String, Vec<u64>> = Default::default();
+    for l in text.lines() {
+        let mut it = l.split(' ');
+        let (Some(p), Some(n)) = (it.next(), it.next()) else {
+            panic!("bad line {l:?}")
+        };
+        per.entry(p.to_string())
+            .or_default()
+            .push(n.parse().unwrap());
+    }
+    assert!(
+        per.len() >= 4,
+        "expected >= 4 service runs, got {}",
+        per.len()
+    );
+    for (p, nums) in &per {
+        for (i, n) in nums.iter().enumerate() {
+            assert_eq!(*n, i as u64, "writer {p}: line {i} is {n}");
+        }
+        let recorded: u64 = fs::read_to_string(side.join(p))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0);
+        // The last writer may still have been running when the namespace was killed.
+        assert!(
+            nums.len() as u64 >= recorded,
+            "writer {p}: recorded {recorded}, logged {}",
+            nums.len()
+        );
+    }
+}
+
+#[test]
+fn reaps_orphaned_grandchildren() {
+    if !unshare_ok() {
+        return;
+    }
+    let t = TempDir::new("scan-zombie");
+    let dir = t.path().join("service");
+    script(
+        &dir.join("z/run"),
+        "#!/bin/sh\nfor i in 1 2 3 4 5; do ( sleep 0.2 & ) ; done\nexec sleep 1000\n",
+    );
+    let ns = start_ns(&dir, &[], &t.path().join("err"));
+    wait_up(&dir.join("z"), 3 * SEC);
+    // The double-forked sleeps become children of PID 1 and exit 0.2 s later.
+    wait_for(5 * SEC, "orphans gone and no zombie", || {
+        let procs = ns.procs();
+        let zombies = procs.iter().filter(|&&p| state(p) == Some('Z')).count();
+        let orphans = procs
+            .iter()
+            .filter(|&&p| cmdline(p).starts_with("sleep 0.2"))
+            .count();
+        (zombies == 0 && orphans == 0).then_some(())
+    });
+    // Stable: still no zombie a little later.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        ns.procs()
+            .iter()
+            .filter(|&&p| state(p) == Some('Z'))
+            .count(),
+        0
+    );
+}
+
+#[test]
+fn orderly_shutdown_and_bound() {
+    if !unshare_ok() {
+        return;
+    }
+    // Clean: finish scripts run, loggers drain, exit 0.
+    let t = TempDir::new("scan-stop");
+    let dir = t.path().join("service");
+    let marks = t.path().join("marks");
+    fs::create_dir_all(&marks).unwrap();
+    for name in ["a", "b"] {
+        sleeper(&dir.join(name));
+        script(
+            &dir.join(name).join("finish"),
+            &format!("#!/bin/sh\necho $@ > {}/{name}\n", marks.display()),
+        );
+    }
+    script(&dir.join("a/log/run"), "#!/bin/sh\nexec cat > /dev/null\n");
+    let mut ns = start_ns(&dir, &[], &t.path().join("err"));
+    wait_up(&dir.join("a"), 3 * SEC);
+    wait_up(&dir.join("b"), 3 * SEC);
+    wait_up(&dir.join("a/log"), 3 * SEC);
+    kill(ns.init, libc::SIGTERM);
+    let st = ns.guard.wait_exit(10 * SEC);
+    assert_eq!(st.code(), Some(0), "stderr: {}", ns.stderr());
+    for name in ["a", "b"] {
+        assert!(marks.join(name).exists(), "finish of {name} did not run");
+    }
+    assert!(ns.procs().is_empty());
+
+    // A service ignoring TERM, no timeout-kill: the bound ends it with KILL, exit 1.
+    let t2 = TempDir::new("scan-bound");
+    let dir2 = t2.path().join("service");
+    script(
+        &dir2.join("stubborn/run"),
+        "#!/bin/sh\ntrap '' TERM\nwhile :; do sleep 0.1; done\n",
+    );
+    let mut ns2 = start_ns(&dir2, &["-T", "1000"], &t2.path().join("err"));
+    wait_up(&dir2.join("stubborn"), 3 * SEC);
+    let t0 = Instant::now();
+    kill(ns2.init, libc::SIGTERM);
+    let st = ns2.guard.wait_exit(10 * SEC);
+    let took = t0.elapsed();
+    eprintln!("bounded shutdown took {took:?}");
+    assert_eq!(st.code(), Some(rsv::scan::EXIT_KILLED), "{}", ns2.stderr());
+    assert!(
+        took >= Duration::from_millis(900) && took < 3 * SEC,
+        "{took:?}"
+    );
+    assert!(ns2.stderr().contains("shutdown bound of 1000 ms exceeded"));
+    assert!(ns2.procs().is_empty());
+}
+
+#[test]
+fn supervisor_killed_is_restarted_at_once() {
+    if !unshare_ok() {
+        return;
+    }
+    let t = TempDir::new("scan-supkill");
+    let dir = t.path().join("service");
+    sleeper(&dir.join("a"));
+    let ns = start_ns(&dir, &[], &t.path().join("err"));
+    wait_up(&dir.join("a"), 3 * SEC);
+    let sup = |ns: &Ns| {
+        ns.procs()
+            .into_iter()
+            .find(|&p| cmdline(p).contains("rsupervise") && ppid(p) == Some(ns.init))
+    };
+    let old = sup(&ns).expect("supervisor");
+    let t0 = Instant::now();
+    kill(old, libc::SIGKILL);
+    let new = wait_for(3 * SEC, "new supervisor", || sup(&ns).filter(|&p| p != old));
+    let lat = t0.elapsed();
+    eprintln!("supervisor restart latency: {lat:?}");
+    assert!(lat < Duration::from_millis(500));
+    // Killed again right away: restarted, but not before 1 s after its start (no storm).
+    kill(new, libc::SIGKILL);
+    let t1 = Instant::now();
+    wait_for(5 * SEC, "third supervisor", || {
+        sup(&ns).filter(|&p| p != old && p != new)
+    });
+    assert!(
+        t1.elapsed() >= Duration::from_millis(700),
+        "{:?}",
+        t1.elapsed()
+    );
+}
+
+/// Needs the supervisor change that stops the `run` of a SIGKILLed predecessor.
+#[test]
+#[ignore = "needs rsupervise's orphaned-run handling (other branch)"]
+fn supervisor_killed_service_not_doubled() {
+    if !unshare_ok() {
+        return;
+    }
+    let t = TempDir::new("scan-double");
+    let dir = t.path().join("service");
+    sleeper(&dir.join("a"));
+    let ns = start_ns(&dir, &[], &t.path().join("err"));
+    wait_up(&dir.join("a"), 3 * SEC);
+    let sd = fs::canonicalize(dir.join("a")).unwrap();
+    let runs = |ns: &Ns| {
+        ns.procs()
+            .into_iter()
+            .filter(|&p| cmdline(p).starts_with("sleep 1000") && cwd(p).as_deref() == Some(&sd))
+            .count()
+    };
+    let sup = ns
+        .procs()
+        .into_iter()
+        .find(|&p| cmdline(p).contains("rsupervise"))
+        .unwrap();
+    kill(sup, libc::SIGKILL);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(runs(&ns), 1);
+}
+
+#[test]
+fn second_scanner_refused_and_missing_dir() {
+    let t = TempDir::new("scan-twice");
+    let dir = t.path().join("service");
+    fs::create_dir_all(&dir).unwrap();
+    let mut first = Guard::spawn(
+        Command::new(bin("rsvscan"))
+            .arg("--supervisor")
+            .arg(bin("rsupervise"))
+            .arg(&dir),
+    );
+    wait_listening(&dir);
+    let (rc, _, err) = run(Command::new(bin("rsvscan")).arg(&dir), 5 * SEC);
+    assert_eq!(rc, 111);
+    assert_eq!(
+        err,
+        format!(
+            "rsvscan: fatal: unable to lock {}/.s6-svscan/lock: another scanner holds it\n",
+            dir.display()
+        )
+    );
+    first.signal(libc::SIGTERM);
+    assert_eq!(first.wait_exit(5 * SEC).code(), Some(0));
+    let missing = t.path().join("nope");
+    let (rc, _, err) = run(Command::new(bin("rsvscan")).arg(&missing), 5 * SEC);
+    assert_eq!(rc, 111);
+    assert!(err.contains(&missing.display().to_string()), "{err}");
+    assert_eq!(err.lines().count(), 1);
+    // rsvscanctl on a dir nobody scans.
+    let (rc, _, err) = run(Command::new(bin("rsvscanctl")).arg("-a").arg(&dir), 5 * SEC);
+    assert_eq!(rc, 100);
+    assert_eq!(
+        err,
+        format!(
+            "rsvscanctl: fatal: unable to control {}: supervisor not listening\n",
+            dir.display()
+        )
+    );
+}
+
+/// 500 services created and removed in batches: fd and child counts come back.
+#[test]
+fn no_fd_or_pid_leak() {
+    let t = TempDir::new("scan-leak");
+    let dir = t.path().join("service");
+    let trash = t.path().join("trash");
+    fs::create_dir_all(&dir).unwrap();
+    fs::create_dir_all(&trash).unwrap();
+    let g = Guard::spawn(
+        Command::new(bin("rsvscan"))
+            .args(["--compat", "runit", "--supervisor"])
+            .arg(bin("rsupervise"))
+            .arg(&dir)
+            .stderr(std::process::Stdio::null()),
+    );
+    let pid = g.pid();
+    wait_listening(&dir);
+    let fds = || fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count();
+    let kids = || {
+        fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+            .unwrap_or_default()
+            .split_whitespace()
+            .count()
+    };
+    let (fd0, kid0) = (fds(), kids());
+    const BATCH: usize = 50;
+    for b in 0..10 {
+        for i in 0..BATCH {
+            sleeper(&dir.join(format!("s{b}-{i}")));
+        }
+        wait_for(20 * SEC, "batch up", || {
+            (0..BATCH)
+                .all(|i| status_pid(&dir.join(format!("s{b}-{i}"))) > 0)
+                .then_some(())
+        });
+        for i in 0..BATCH {
+            let n = format!("s{b}-{i}");
+            fs::rename(dir.join(&n), trash.join(&n)).unwrap();
+        }
+        wait_for(20 * SEC, "batch removed", || (kids() == kid0).then_some(()));
+    }
+    wait_for(5 * SEC, "fd count back", || (fds() == fd0).then_some(()));
+    assert_eq!(kids(), kid0);
+}
