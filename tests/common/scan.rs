@@ -67,14 +67,19 @@ pub fn state(pid: i32) -> Option<char> {
 
 /// Starts `rsvscan ARGS DIR` as PID 1 of a new pid namespace, stderr to `err`.
 pub fn start_ns(dir: &Path, args: &[&str], err: &Path) -> Ns {
+    let mut full: Vec<std::ffi::OsString> = vec!["--supervisor".into(), bin("rsupervise").into()];
+    full.extend(args.iter().map(|a| a.into()));
+    full.push(dir.into());
+    start_ns_prog(&bin("rsvscan"), &full, dir, err)
+}
+
+/// Starts `PROG ARGS` (ARGS include the scan dir `dir`) as PID 1 of a new pid namespace.
+pub fn start_ns_prog(prog: &Path, args: &[std::ffi::OsString], dir: &Path, err: &Path) -> Ns {
     let errf = fs::File::create(err).unwrap();
     let mut cmd = Command::new("unshare");
     cmd.args(["--pid", "--fork", "--mount-proc", "--kill-child"])
-        .arg(bin("rsvscan"))
-        .arg("--supervisor")
-        .arg(bin("rsupervise"))
+        .arg(prog)
         .args(args)
-        .arg(dir)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(errf);
