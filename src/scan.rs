@@ -685,6 +685,9 @@ impl Scanner {
 
     fn scan(&mut self) {
         self.need_scan = false;
+        if self.stop.is_some() {
+            return;
+        }
         let rd = match fs::read_dir(".") {
             Ok(rd) => rd,
             Err(e) => {

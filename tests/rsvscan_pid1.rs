@@ -467,3 +467,62 @@ fn no_fd_or_pid_leak() {
     wait_for(5 * SEC, "fd count back", || (fds() == fd0).then_some(()));
     assert_eq!(kids(), kid0);
 }
+
+fn ctx_switches(pid: i32) -> String {
+    fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains("ctxt_switches"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Idle means asleep: no periodic wake-up (no context switch in 1.5 s), and a capacity
+/// overflow is reported once.
+#[test]
+fn idle_without_wakeups_and_capacity_warned_once() {
+    let t = TempDir::new("scan-idle");
+    let dir = t.path().join("service");
+    for n in ["a", "b", "c"] {
+        sleeper(&dir.join(n));
+    }
+    let err = t.path().join("err");
+    let g = Guard::spawn(
+        Command::new(bin("rsvscan"))
+            .args(["-c", "2", "--supervisor"])
+            .arg(bin("rsupervise"))
+            .arg(&dir)
+            .stderr(fs::File::create(&err).unwrap()),
+    );
+    wait_up(&dir.join("a"), 3 * SEC);
+    wait_up(&dir.join("b"), 3 * SEC);
+    std::thread::sleep(Duration::from_millis(300));
+    let before = ctx_switches(g.pid());
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(ctx_switches(g.pid()), before, "rsvscan woke up while idle");
+    for _ in 0..3 {
+        let (rc, _, _) = run(Command::new(bin("rsvscanctl")).arg("-a").arg(&dir), 5 * SEC);
+        assert_eq!(rc, 0);
+    }
+    // Let the rescans happen, then check the warning appeared exactly once.
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!dir.join("c/supervise").exists());
+    let text = fs::read_to_string(&err).unwrap();
+    assert_eq!(
+        text.matches("rsvscan: warning: unable to start supervisor for c: too many services")
+            .count(),
+        1,
+        "{text}"
+    );
+    // Clean stop (not PID 1): every service is stopped before rsvscan exits.
+    let pids: Vec<i32> = ["a", "b"]
+        .iter()
+        .map(|n| status_pid(&dir.join(n)))
+        .collect();
+    g.signal(libc::SIGTERM);
+    let mut g = g;
+    assert_eq!(g.wait_exit(10 * SEC).code(), Some(0));
+    for p in pids {
+        assert!(!alive(p));
+    }
+}
