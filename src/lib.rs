@@ -5,6 +5,7 @@
 pub mod control;
 pub mod diag;
 pub mod fifodir;
+pub mod getopt;
 pub mod lock;
 pub mod machine;
 pub mod sig;
