@@ -5,6 +5,7 @@
 pub mod diag;
 pub mod fifodir;
 pub mod lock;
+pub mod logger;
 pub mod sig;
 pub mod status;
 pub mod tai;
