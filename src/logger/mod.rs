@@ -6,9 +6,10 @@
 //! - otherwise options decide first: `-t`, `-r`, `-R` or `-b N` (with a number) mean svlogd;
 //!   `-p`, `-d`, `-q` or `-b` without a number mean s6-log;
 //! - otherwise the arguments decide: when every argument is valid in an s6-log script
-//!   (log directories start with `/` or `.`) and at least one is a directive that is not a
-//!   directory (`t`, `n20`, `1`, `+regex`, ...), it is an s6-log script; else the arguments are
-//!   svlogd directories. So `rsvlog ./main` is svlogd, `rsvlog n5 ./main` is s6-log.
+//!   (log directories start with `/` or `.`), at least one is a directive that is not a
+//!   directory (`t`, `n20`, `1`, `+regex`, ...) and at least one is an action (`1`, `2`,
+//!   `=file`, `/dir`, `./dir`), it is an s6-log script; else the arguments are svlogd
+//!   directories. So `rsvlog ./main` and `rsvlog pdir` are svlogd, `rsvlog n5 ./main` is s6-log.
 
 pub mod glob;
 pub mod input;
@@ -86,6 +87,7 @@ pub fn detect(args: &[String]) -> Personality {
     if !pos.is_empty()
         && pos.iter().all(|a| s6log::is_script_word(a))
         && pos.iter().any(|a| s6log::is_directive(a))
+        && pos.iter().any(|a| s6log::is_action(a))
     {
         Personality::S6Log
     } else {
@@ -129,6 +131,8 @@ mod tests {
         assert_eq!(d(&["-p", "./x"]), Personality::S6Log);
         assert_eq!(d(&["-l", "100", "T", "/var/log/x"]), Personality::S6Log);
         assert_eq!(d(&["t", "main"]), Personality::Svlogd);
+        assert_eq!(d(&["pz2"]), Personality::Svlogd);
+        assert_eq!(d(&["pz2", "t"]), Personality::Svlogd);
         assert_eq!(d(&["-v", "s100", "/x"]), Personality::S6Log);
     }
 }

@@ -134,6 +134,14 @@ pub fn is_directive(arg: &str) -> bool {
     }
 }
 
+/// Is `arg` an s6-log action (`1`, `2`, `=file`, a log directory)?
+pub fn is_action(arg: &str) -> bool {
+    matches!(arg, "1" | "2")
+        || (arg.starts_with('=') && arg.len() > 1)
+        || arg.starts_with('/')
+        || arg.starts_with('.')
+}
+
 /// Is `arg` acceptable in an s6-log script (a directive or a log directory)?
 pub fn is_script_word(arg: &str) -> bool {
     is_directive(arg) || arg.starts_with('/') || arg.starts_with('.')

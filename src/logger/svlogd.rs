@@ -315,10 +315,13 @@ impl Svlogd {
 
 impl Handler for Svlogd {
     fn line(&mut self, data: &[u8], start: bool, end: bool, now: Now) {
-        let data: &[u8] = if self.o.repl.is_some() {
+        // Like svlogd, only the first `len` bytes of a line are subject to replacement.
+        let data: &[u8] = if self.o.repl.is_some() && start {
             self.scratch.clear();
+            let n = data.len().min(self.o.len);
             self.scratch
-                .extend(data.iter().map(|&b| self.table[b as usize]));
+                .extend(data[..n].iter().map(|&b| self.table[b as usize]));
+            self.scratch.extend_from_slice(&data[n..]);
             &self.scratch
         } else {
             data
@@ -457,7 +460,7 @@ pub fn main(prog: &str, args: &[String]) -> i32 {
             }
             let _ = writeln!(
                 io::stderr(),
-                "usage: {prog} [-ttv] [-r c] [-R abc] [-l len] [-b buflen] dir ..."
+                "usage: {prog} [-ttv] [-r c] [-R abc] [-l len] [-b buflen] dir ...\n"
             );
             return 111;
         }
