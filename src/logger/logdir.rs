@@ -272,7 +272,9 @@ impl Logdir {
         let clean = existing
             .as_ref()
             .map(|m| m.permissions().mode() & 0o100 != 0)
-            .unwrap_or(true);
+            // No `current`: a crash may have happened between renaming it and creating a
+            // new one, so look for `previous` and `processed`.
+            .unwrap_or(false);
         match self.style {
             Style::Svlogd => {
                 if let Some(m) = &existing {
@@ -432,11 +434,17 @@ impl Logdir {
                 self.prog,
                 err_text(self.style, e)
             ),
-            Style::S6 => format!(
-                "{}: warning: unable to {what}: {d}: {}",
-                self.prog,
-                err_text(self.style, e)
-            ),
+            Style::S6 => {
+                let what = match what {
+                    "write to current" => format!("write to {d}/current"),
+                    w => format!("{w} in {d}"),
+                };
+                format!(
+                    "{}: warning: unable to {what}: {}",
+                    self.prog,
+                    err_text(self.style, e)
+                )
+            }
         };
         let _ = writeln!(io::stderr(), "{msg}");
         self.warned = true;
