@@ -374,3 +374,21 @@ fn locks_exclude_the_real_loggers() {
         fs::remove_dir_all(t.path().join("d")).unwrap();
     }
 }
+
+#[test]
+fn svlogd_age_limit_rotates_a_quiet_current() {
+    let t = TempDir::new("log-age");
+    let d = t.path().join("sv");
+    fs::create_dir(&d).unwrap();
+    fs::write(d.join("config"), "t1\n").unwrap();
+    let (mut g, mut stdin) = start(t.path(), &["sv"]);
+    stdin.write_all(b"old line\n").unwrap();
+    let s = wait_for(LIMIT, "age rotation", || archives(&d, ".s").pop());
+    assert_eq!(read(&d.join(&s)), b"old line\n");
+    assert_eq!(read(&d.join("current")), b"");
+    // an empty current is not rotated again
+    std::thread::sleep(Duration::from_millis(1300));
+    assert_eq!(archives(&d, ".s").len(), 1);
+    drop(stdin);
+    assert_eq!(g.wait_exit(LIMIT).code(), Some(0));
+}

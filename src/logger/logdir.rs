@@ -193,7 +193,7 @@ impl Logdir {
             Ok(m) if m.is_dir() => {}
             Ok(_) => {
                 return Err(OpenError::Other(
-                    "unable to open log directory".into(),
+                    "unable to change directory".into(),
                     io::Error::from_raw_os_error(libc::ENOTDIR),
                 ));
             }
