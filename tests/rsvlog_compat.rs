@@ -407,3 +407,34 @@ fn forward_to_stdout_keeps_a_rotated_copy() {
     let all = all_content(&t.path().join("keep"));
     assert!(!all.is_empty() && input.ends_with(&all));
 }
+
+#[test]
+fn svlogd_udp_copies_match_svlogd() {
+    if !have_refs(&["svlogd"]) {
+        return;
+    }
+    let t = TempDir::new("log-udp");
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let port = sock.local_addr().unwrap().port();
+    let mut got = Vec::new();
+    for (name, prog) in [("ref", PathBuf::from("svlogd")), ("ours", rsvlog())] {
+        let d = t.path().join(name);
+        fs::create_dir(&d).unwrap();
+        fs::write(d.join("config"), format!("U127.0.0.1:{port}\npPRE:\n")).unwrap();
+        let args = ["-t", "-l", "10", "-b", "20", name];
+        let (code, _, _) = feed(&prog, &args, b"hello\nabcdefghijklmnopq\n", t.path());
+        assert_eq!(code, 0);
+        let mut pk = Vec::new();
+        for _ in 0..2 {
+            let mut buf = [0u8; 200];
+            let n = sock.recv(&mut buf).unwrap();
+            pk.push(strip_stamps(&buf[..n]));
+        }
+        // U: only sent, not written
+        pk.push(String::from_utf8(fs::read(d.join("current")).unwrap()).unwrap());
+        got.push(pk);
+    }
+    assert_eq!(got[0], got[1]);
+    assert_eq!(got[1][1], "PRE:abcdefghij...");
+}

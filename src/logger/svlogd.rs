@@ -363,7 +363,8 @@ impl Handler for Svlogd {
                         self.udp = UdpSocket::bind("0.0.0.0:0").ok();
                     }
                     if let Some(s) = &self.udp {
-                        let mut pkt = d.cfg.prefix.clone();
+                        let mut pkt = self.head.clone();
+                        pkt.extend_from_slice(&d.cfg.prefix);
                         pkt.extend_from_slice(m);
                         if data.len() > len || !end {
                             pkt.extend_from_slice(b"...");
