@@ -392,3 +392,26 @@ fn svlogd_age_limit_rotates_a_quiet_current() {
     drop(stdin);
     assert_eq!(g.wait_exit(LIMIT).code(), Some(0));
 }
+
+#[test]
+fn failing_processor_pauses_input_and_term_keeps_its_input() {
+    let t = TempDir::new("log-badproc");
+    let d = t.path().join("sv");
+    fs::create_dir(&d).unwrap();
+    fs::write(d.join("config"), "s100\n!exit 1\n").unwrap();
+    let (mut g, mut stdin) = start(t.path(), &["sv"]);
+    let input = numbered(0, 10);
+    stdin.write_all(&input).unwrap();
+    wait_for(LIMIT, "processor warning", || {
+        stderr_of(t.path())
+            .contains("unable to run processor")
+            .then_some(())
+    });
+    assert!(archives(&d, ".s").is_empty());
+    g.signal(libc::SIGTERM);
+    assert_eq!(g.wait_exit(LIMIT).code(), Some(0));
+    drop(stdin);
+    // Nothing lost: the unprocessed input stays as .u, the rest is in current.
+    assert_eq!(all_content(&d), input);
+    assert!(!archives(&d, ".u").is_empty());
+}

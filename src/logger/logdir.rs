@@ -76,6 +76,9 @@ pub struct Logdir {
     /// svlogd style: the `.u` name waiting for the processor.
     pending: Option<String>,
     warned: bool,
+    /// Shutting down after a failure: do not wait for a failing processor, keep its input
+    /// as an `.u` archive.
+    closing: bool,
 }
 
 /// Why a directory could not be opened.
@@ -223,6 +226,7 @@ impl Logdir {
             retry_at: None,
             pending: None,
             warned: false,
+            closing: false,
         };
         ld.recover()
             .map_err(|e| OpenError::Other("unable to recover".into(), e))?;
@@ -563,6 +567,14 @@ impl Logdir {
         }
         if let Some(input) = self.pending.clone() {
             match &self.set.processor {
+                Some(_) if self.closing => {
+                    if self.style == Style::S6 {
+                        let u = self.new_name(".u");
+                        fs::rename(self.p(&input), self.p(&u))
+                            .map_err(|e| ("rename previous", e))?;
+                    }
+                    // svlogd style: the input is already an `.u` archive.
+                }
                 Some(p) => {
                     let p = p.clone();
                     self.run_processor(&p, &input)?;
@@ -766,6 +778,7 @@ impl Logdir {
     /// Returns false (after warning) when the queue could not be written yet.
     pub fn close(&mut self) -> bool {
         if !self.drain(Instant::now()) {
+            self.closing = true;
             return false;
         }
         if let Some(f) = self.cur.as_ref() {
