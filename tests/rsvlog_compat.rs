@@ -371,7 +371,16 @@ fn started_as_reference_names_uses_their_interface_and_codes() {
     let (c2, _, e2) = feed(Path::new("svlogd"), &["-x", "d"], b"", t.path());
     assert_eq!((c1, c2), (111, 111));
     assert_eq!(e1.replace("svlogd:", ""), e2.replace("svlogd:", ""));
-    for script in [&["bogus"][..], &["t"][..], &["nabc", "1"][..]] {
+    for script in [
+        &["bogus"][..],
+        &["t"][..],
+        &["nabc", "1"][..],
+        &[][..],
+        &["-x", "1"][..],
+        &["-d", "1", "1"][..],
+        &["l60000", "1"][..],
+        &["s99999999999", "1"][..],
+    ] {
         let (a, _, ea) = feed(&s6, script, b"", t.path());
         let (b, _, eb) = feed(Path::new("s6-log"), script, b"", t.path());
         assert_eq!((a, &ea), (b, &eb), "{script:?}");

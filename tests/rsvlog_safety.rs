@@ -415,3 +415,41 @@ fn failing_processor_pauses_input_and_term_keeps_its_input() {
     assert_eq!(all_content(&d), input);
     assert!(!archives(&d, ".u").is_empty());
 }
+
+#[test]
+fn s6_readiness_notification_on_fd() {
+    use std::io::Read;
+    use std::os::fd::FromRawFd;
+    let t = TempDir::new("log-notif");
+    let mut fds = [0i32; 2];
+    // SAFETY: pipe(2) fills two descriptors that this test then owns.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    let (r, w) = (fds[0], fds[1]);
+    let (mut g, stdin) = start_with(t.path(), &["-d", "3", "n3", "./d"], |c| {
+        // SAFETY: dup2 is async-signal-safe; runs in the child before exec.
+        unsafe {
+            c.pre_exec(move || {
+                if libc::dup2(w, 3) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                if w != 3 {
+                    libc::close(w);
+                }
+                if r != 3 {
+                    libc::close(r);
+                }
+                Ok(())
+            });
+        }
+    });
+    // SAFETY: closing our copy of the write end; the child has its own.
+    unsafe { libc::close(w) };
+    // SAFETY: r is the read end of the pipe created above, owned from here on.
+    let mut rf = unsafe { fs::File::from_raw_fd(r) };
+    let mut buf = [0u8; 1];
+    rf.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"\n");
+    assert!(t.path().join("d/lock").exists());
+    drop(stdin);
+    assert_eq!(g.wait_exit(LIMIT).code(), Some(0));
+}

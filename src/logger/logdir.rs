@@ -555,7 +555,8 @@ impl Logdir {
             }
         }
         self.cur = None;
-        fsync_dir(&self.path);
+        // The directory is synced once, when the rotation is complete (finish_rotation);
+        // a crash before that is repaired by `recover` at the next start.
         Ok(())
     }
 
@@ -589,6 +590,7 @@ impl Logdir {
             fsync_dir(&self.path);
             self.trim();
         } else if self.style == Style::Svlogd {
+            fsync_dir(&self.path);
             self.trim();
         }
         Ok(())

@@ -65,10 +65,7 @@ pub fn parse_opts(args: &[String]) -> Result<Opts, ()> {
                     };
                     let n: usize = val.parse().map_err(|_| ())?;
                     if c == b'd' {
-                        if n < 3 {
-                            return Err(());
-                        }
-                        o.notif = Some(n as i32);
+                        o.notif = Some(n.min(i32::MAX as usize) as i32);
                     } else {
                         o.linelimit = if n == 0 { 0 } else { n.max(48) };
                     }
@@ -480,10 +477,20 @@ impl Handler for S6Log {
 
 /// Entry point of the s6-log personality.
 pub fn main(prog: &str, args: &[String]) -> i32 {
-    let Ok(o) = parse_opts(args) else {
-        let _ = writeln!(io::stderr(), "{prog}: usage: {prog} {USAGE}");
-        return 100;
+    let o = match parse_opts(args) {
+        Ok(o) if !o.script.is_empty() => o,
+        _ => {
+            let _ = writeln!(io::stderr(), "{prog}: usage: {prog} {USAGE}");
+            return 100;
+        }
     };
+    if o.notif.is_some_and(|fd| fd < 3) {
+        let _ = writeln!(
+            io::stderr(),
+            "{prog}: fatal: notification fd must be 3 or more"
+        );
+        return 100;
+    }
     stamp::init_local_time();
     let parsed = match parse_script(&o.script, prog) {
         Ok(p) => p,
