@@ -291,6 +291,11 @@ fn s6_line_limit_splits_like_s6_log() {
     let (c2, o2, _) = feed(&rsvlog(), &["-l", "100", "1"], &input, t.path());
     assert_eq!((c1, c2), (0, 0));
     assert_eq!(o1, o2);
+    // -l 0: never split, even beyond a megabyte
+    let mut big = vec![b'z'; 3 << 20];
+    big.push(b'\n');
+    let (c4, o4, _) = feed(&rsvlog(), &["-l", "0", "1"], &big, t.path());
+    assert_eq!((c4, o4 == big), (0, true));
     // a partial last line: s6-log drops it; rsvlog keeps it, newline-terminated.
     let (_, o3, _) = feed(&rsvlog(), &["1"], b"a\nb", t.path());
     assert_eq!(o3, b"a\nb\n");
@@ -446,4 +451,19 @@ fn svlogd_udp_copies_match_svlogd() {
     }
     assert_eq!(got[0], got[1]);
     assert_eq!(got[1][1], "PRE:abcdefghij...");
+}
+
+#[test]
+fn svlogd_writes_huge_lines_whole() {
+    let t = TempDir::new("log-huge");
+    let d = t.path().join("sv");
+    fs::create_dir(&d).unwrap();
+    fs::write(d.join("config"), "s0\ne*\n").unwrap();
+    let mut big = b"start ".to_vec();
+    big.extend(std::iter::repeat_n(b'q', 3 << 20));
+    big.extend_from_slice(b"\nafter\n");
+    let (code, _, err) = feed(&rsvlog(), &["-l", "20", "-b", "100", "sv"], &big, t.path());
+    assert_eq!(code, 0);
+    assert_eq!(fs::read(d.join("current")).unwrap(), big);
+    assert_eq!(err, "start qqqqqqqqqqqqqq...\nafter\n");
 }

@@ -523,7 +523,8 @@ pub fn main(prog: &str, args: &[String]) -> i32 {
     }
     let cut = Cutting {
         split: o.linelimit,
-        piece: 1 << 20,
+        // With -l 0 a line is never split: it is gathered whole, like s6-log does.
+        piece: usize::MAX / 2,
         ignore_term: o.ignore_term,
     };
     input::run(&mut h, cut, prog)
