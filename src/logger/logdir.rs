@@ -57,6 +57,15 @@ enum Op {
     Rotate,
 }
 
+/// A processor working on a rotated file, in the background.
+struct Running {
+    child: std::process::Child,
+    input: String,
+    out_name: String,
+    /// svlogd style: the `.s` name decided at rotation; s6 style: chosen at the end.
+    final_name: String,
+}
+
 /// An open log directory.
 pub struct Logdir {
     pub path: PathBuf,
@@ -76,6 +85,7 @@ pub struct Logdir {
     /// svlogd style: the `.u` name waiting for the processor.
     pending: Option<String>,
     warned: bool,
+    running: Option<Running>,
     /// Shutting down after a failure: do not wait for a failing processor, keep its input
     /// as an `.u` archive.
     closing: bool,
@@ -227,6 +237,7 @@ impl Logdir {
             pending: None,
             warned: false,
             closing: false,
+            running: None,
         };
         ld.recover()
             .map_err(|e| OpenError::Other("unable to recover".into(), e))?;
@@ -427,7 +438,17 @@ impl Logdir {
 
     /// Is there queued output?
     pub fn pending(&self) -> bool {
-        !self.ops.is_empty() || self.pending.is_some() || self.cur.is_none()
+        !self.ops.is_empty()
+            || self.pending.is_some()
+            || self.cur.is_none()
+            || self.running.is_some()
+    }
+
+    /// While a processor runs, the loop must come back soon to collect it.
+    pub fn proc_deadline(&self) -> Option<Instant> {
+        self.running
+            .as_ref()
+            .map(|_| Instant::now() + Duration::from_millis(20))
     }
 
     fn warn_write(&mut self, what: &str, e: &io::Error) {
@@ -484,6 +505,7 @@ impl Logdir {
     }
 
     fn drain_inner(&mut self) -> Result<(), (&'static str, io::Error)> {
+        self.reap(false)?;
         if self.cur.is_none() || self.pending.is_some() {
             self.finish_rotation()?;
         }
@@ -514,6 +536,8 @@ impl Logdir {
                     }
                 }
                 Op::Rotate => {
+                    // Only one processor per directory: a rotation waits for it.
+                    self.reap(true)?;
                     self.start_rotation()?;
                     self.ops.pop_front();
                     self.finish_rotation()?;
@@ -577,8 +601,14 @@ impl Logdir {
                     // svlogd style: the input is already an `.u` archive.
                 }
                 Some(p) => {
-                    let p = p.clone();
-                    self.run_processor(&p, &input)?;
+                    if self.running.is_none() {
+                        let p = p.clone();
+                        let r = self.spawn_processor(&p, &input)?;
+                        self.running = Some(r);
+                    }
+                    self.pending = None;
+                    fsync_dir(&self.path);
+                    return Ok(());
                 }
                 None => {
                     // s6 style without processor: archive `previous`.
@@ -598,11 +628,11 @@ impl Logdir {
 
     /// Runs the processor on `input` and waits for it: stdin `input`, stdout the output file,
     /// fd 4 `state`, fd 5 `newstate`, cwd the directory.
-    fn run_processor(
+    fn spawn_processor(
         &mut self,
         p: &Processor,
         input: &str,
-    ) -> Result<(), (&'static str, io::Error)> {
+    ) -> Result<Running, (&'static str, io::Error)> {
         let (out_name, final_name) = match self.style {
             Style::Svlogd => {
                 let stem = &input[..input.len() - 2];
@@ -682,28 +712,77 @@ impl Logdir {
                 Ok(())
             });
         }
-        let status = cmd.status().map_err(err)?;
+        let child = cmd.spawn().map_err(err)?;
         drop((s4, s5, state, newstate));
+        Ok(Running {
+            child,
+            input: input.to_string(),
+            out_name,
+            final_name,
+        })
+    }
+
+    /// Collects a finished processor (waiting for it when `block`): on success its output
+    /// becomes an archive; on failure its input is queued to be processed again.
+    fn reap(&mut self, block: bool) -> Result<(), (&'static str, io::Error)> {
+        let Some(r) = self.running.as_mut() else {
+            return Ok(());
+        };
+        let status = if block {
+            loop {
+                match r.child.wait() {
+                    Ok(s) => break s,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(("wait for processor", e)),
+                }
+            }
+        } else {
+            match r.child.try_wait() {
+                Ok(Some(s)) => s,
+                Ok(None) => return Ok(()),
+                Err(e) => return Err(("wait for processor", e)),
+            }
+        };
+        let Some(r) = self.running.take() else {
+            return Ok(());
+        };
+        let res = self.finish_processor(status, &r);
+        if res.is_err() {
+            let _ = fs::remove_file(self.p(&r.out_name));
+            self.pending = Some(r.input);
+        } else {
+            fsync_dir(&self.path);
+            self.trim();
+        }
+        res
+    }
+
+    fn finish_processor(
+        &mut self,
+        status: std::process::ExitStatus,
+        r: &Running,
+    ) -> Result<(), (&'static str, io::Error)> {
+        let err = |e| ("run processor", e);
+        let (out_name, input) = (&r.out_name, &r.input);
         if !status.success() {
-            let _ = fs::remove_file(self.p(&out_name));
             return Err((
                 "run processor",
                 io::Error::other(format!("processor failed: {status}")),
             ));
         }
-        let out = File::open(self.p(&out_name)).map_err(err)?;
+        let out = File::open(self.p(out_name)).map_err(err)?;
         out.sync_all().map_err(err)?;
         out.set_permissions(fs::Permissions::from_mode(0o744))
             .map_err(err)?;
         if let Ok(ns) = File::open(self.p("newstate")) {
             let _ = ns.sync_all();
         }
-        let final_name = if final_name.is_empty() {
+        let final_name = if r.final_name.is_empty() {
             self.new_name(".s")
         } else {
-            final_name
+            r.final_name.clone()
         };
-        fs::rename(self.p(&out_name), self.p(&final_name)).map_err(err)?;
+        fs::rename(self.p(out_name), self.p(&final_name)).map_err(err)?;
         fs::remove_file(self.p(input)).map_err(err)?;
         fs::rename(self.p("newstate"), self.p("state")).map_err(err)?;
         Ok(())
@@ -782,6 +861,14 @@ impl Logdir {
         if !self.drain(Instant::now()) {
             self.closing = true;
             return false;
+        }
+        if self.running.is_some() {
+            if let Err((what, e)) = self.reap(true) {
+                self.warn_write(what, &e);
+                self.retry_at = Some(Instant::now() + self.set.retry);
+                self.closing = true;
+                return false;
+            }
         }
         if let Some(f) = self.cur.as_ref() {
             let _ = f.sync_all();

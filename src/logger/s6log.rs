@@ -443,7 +443,10 @@ impl Handler for S6Log {
                 Item::Act(Action {
                     kind: ActKind::Dir(ld),
                     ..
-                }) => ld.retry_at(),
+                }) => [ld.retry_at(), ld.proc_deadline()]
+                    .into_iter()
+                    .flatten()
+                    .min(),
                 _ => None,
             })
             .min()

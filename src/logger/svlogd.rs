@@ -409,7 +409,7 @@ impl Handler for Svlogd {
         self.dirs
             .iter()
             .filter_map(|d| d.ld.as_ref())
-            .flat_map(|l| [l.retry_at(), l.age_deadline()])
+            .flat_map(|l| [l.retry_at(), l.age_deadline(), l.proc_deadline()])
             .flatten()
             .min()
     }
