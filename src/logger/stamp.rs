@@ -159,6 +159,7 @@ pub fn init_local_time() {
     unsafe { tzset() }
 }
 
+// SAFETY: the declaration matches POSIX `void tzset(void)`.
 unsafe extern "C" {
     /// POSIX tzset(3) (not exported by the libc crate).
     fn tzset();
