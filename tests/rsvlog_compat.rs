@@ -467,3 +467,30 @@ fn svlogd_writes_huge_lines_whole() {
     assert_eq!(fs::read(d.join("current")).unwrap(), big);
     assert_eq!(err, "start qqqqqqqqqqqqqq...\nafter\n");
 }
+
+#[test]
+fn s6_execline_processor() {
+    if !have_refs(&["execlineb"]) {
+        return;
+    }
+    let t = TempDir::new("log-exproc");
+    let input = lines(500, 40);
+    let (code, _, err) = feed(
+        &rsvlog(),
+        &["s4096", "!tr a-z A-Z", "./ex"],
+        &input,
+        t.path(),
+    );
+    assert_eq!(code, 0, "{err}");
+    let d = t.path().join("ex");
+    let l = listing(&d);
+    assert!(l.iter().filter(|x| x.0 == "@X.s").count() >= 3, "{l:?}");
+    let all = all_content(&d);
+    assert_eq!(all.len(), input.len());
+    let upper = String::from_utf8(input.clone()).unwrap().to_uppercase();
+    let cur = fs::read(d.join("current")).unwrap();
+    assert_eq!(
+        &all[..all.len() - cur.len()],
+        &upper.as_bytes()[..all.len() - cur.len()]
+    );
+}
