@@ -16,5 +16,5 @@ pub mod svcmd;
 pub mod svdir;
 pub mod svstat;
 pub mod svview;
-pub mod tai64nlocal;
 pub mod tai;
+pub mod tai64nlocal;
