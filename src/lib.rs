@@ -7,6 +7,7 @@ pub mod diag;
 pub mod fifodir;
 pub mod lock;
 pub mod machine;
+pub mod proctitle;
 pub mod sig;
 pub mod status;
 pub mod supervise;
