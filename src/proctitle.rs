@@ -75,9 +75,14 @@ impl Title {
     /// it cannot be found or verified, or when it is shorter than `min_len` bytes (runsvdir
     /// uses [`MIN_LEN`] and then prints [`WARN_SHORT`] and [`WARN_DISABLED`]).
     ///
-    /// Call it once, from the main thread, before any other thread might read the process
-    /// arguments through `std::env::args`.
+    /// At most one `Title` exists per process: calls after the first return `None`. While
+    /// the title is being changed, no other thread may call `std::env::args` (it reads the
+    /// same memory); a `Title` is neither `Send` nor `Sync`.
     pub fn init(min_len: usize) -> Option<Title> {
+        static TAKEN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+        if TAKEN.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return None;
+        }
         let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
         if args.len() < 2 {
             return None;
@@ -100,7 +105,7 @@ impl Title {
         // life of the process (the stack's top is never unmapped). We checked above that its
         // length matches the arguments std reports; reading it through a shared slice is
         // sound because nothing writes it meanwhile (only a `Title` does, and none exists
-        // yet: `init` is documented to be called once).
+        // yet: the `TAKEN` flag lets only the first call get this far).
         let mem = unsafe { std::slice::from_raw_parts(start as *const u8, end - start) };
         if mem != expected.as_slice() {
             // The block was moved or rewritten (e.g. by prctl(PR_SET_MM)): do not touch it.
@@ -204,6 +209,7 @@ mod tests {
             Some(mut t) => {
                 t.append(b"hello\0\n");
                 t.append(b"world");
+                assert!(Title::init(1).is_none(), "a second Title");
                 println!(
                     "\nPROCTITLE-READY {}",
                     String::from_utf8_lossy(&t.get()).replace('\n', "\\n")
