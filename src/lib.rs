@@ -9,6 +9,7 @@ pub mod getopt;
 pub mod lock;
 pub mod logger;
 pub mod machine;
+pub mod proctitle;
 pub mod sig;
 pub mod status;
 pub mod supervise;
