@@ -19,6 +19,7 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
 use crate::diag::{EXIT_SYS, EXIT_USAGE};
 use crate::fifodir::Listener;
+use crate::getopt::{GetOpt, Opt};
 use crate::lock;
 use crate::svview::{Format, View};
 
@@ -27,6 +28,9 @@ pub const MAX_LETTERS: usize = 62;
 
 /// The letters s6-supervise accepts.
 pub const S6_LETTERS: &str = "abqhkti12pcyroduDUxOQ";
+
+/// s6-svc's getopt spec: the letters, plus `-T ms` and `-w X`.
+const S6SVC_OPTSPEC: &str = "abqhkti12pcyroduDUxOQT:w:";
 
 const S6SVC_USAGE: &str = "s6-svc [ -wu | -wU | -wd | -wD | -wr | -wR ] [ -T timeout ] [ -abqhkti12pcyroduDUxOQ ] servicedir";
 const RSVC_USAGE: &str = "rsvc [ -wu | -wU | -wd | -wD | -wr | -wR ] [ -T timeout ] [ -abqhkti12pcyroduDUxOQ ] servicedir...  or  rsvc [-v] [-w sec] command service...";
@@ -154,51 +158,28 @@ pub fn parse_s6svc(args: &[String]) -> Result<S6SvcArgs, UsageError> {
     let mut letters = String::new();
     let mut wait = None;
     let mut timeout_ms = 0u64;
-    let mut i = 0;
-    while i < args.len() {
-        let a = &args[i];
-        if a == "--" {
-            i += 1;
-            break;
-        }
-        if !a.starts_with('-') || a.len() < 2 {
-            break;
-        }
-        let chars: Vec<char> = a[1..].chars().collect();
-        let mut j = 0;
-        while j < chars.len() {
-            let c = chars[j];
-            if c == 'T' || c == 'w' {
-                let val: String = if j + 1 < chars.len() {
-                    chars[j + 1..].iter().collect()
-                } else {
-                    i += 1;
-                    args.get(i).cloned().ok_or(UsageError)?
-                };
-                if c == 'T' {
-                    if !is_digits(&val) {
-                        return Err(UsageError);
-                    }
-                    timeout_ms = val.parse().map_err(|_| UsageError)?;
-                } else {
-                    let mut it = val.chars();
-                    let w = it.next().and_then(WaitFor::from_char).ok_or(UsageError)?;
-                    if it.next().is_some() {
-                        return Err(UsageError);
-                    }
-                    wait = Some(w);
+    let mut opts = GetOpt::new(args, S6SVC_OPTSPEC);
+    for o in opts.by_ref() {
+        match o {
+            Opt::Arg('T', val) => {
+                if !is_digits(&val) {
+                    return Err(UsageError);
                 }
-                break;
-            } else if S6_LETTERS.contains(c) {
-                letters.push(c);
-            } else {
-                return Err(UsageError);
+                timeout_ms = val.parse().map_err(|_| UsageError)?;
             }
-            j += 1;
+            Opt::Arg(_, val) => {
+                let mut it = val.chars();
+                let w = it.next().and_then(WaitFor::from_char).ok_or(UsageError)?;
+                if it.next().is_some() {
+                    return Err(UsageError);
+                }
+                wait = Some(w);
+            }
+            Opt::Flag(c) => letters.push(c),
+            Opt::Unknown(_) | Opt::MissingArg(_) => return Err(UsageError),
         }
-        i += 1;
     }
-    let dirs: Vec<String> = args[i..].to_vec();
+    let dirs: Vec<String> = opts.operands().to_vec();
     if dirs.is_empty() {
         return Err(UsageError);
     }

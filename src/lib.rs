@@ -5,8 +5,11 @@
 pub mod control;
 pub mod diag;
 pub mod fifodir;
+pub mod getopt;
 pub mod lock;
+pub mod logger;
 pub mod machine;
+pub mod proctitle;
 pub mod scan;
 pub mod sig;
 pub mod status;

@@ -14,6 +14,7 @@ use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use crate::getopt::{GetOpt, Opt};
 use crate::status::{AnyStatus, RunitState, RunitStatus, S6Status};
 use crate::svview::View;
 use crate::tai::{Family, Tai64N};
@@ -534,53 +535,29 @@ pub fn main(name: &str, args: &[String], lsb: bool) -> i32 {
         curdir: None,
     };
     // getopt("w:vV"): stops at the first operand or `--`.
-    let mut i = 0;
-    while i < args.len() {
-        let a = &args[i];
-        if a == "--" {
-            i += 1;
-            break;
-        }
-        if !a.starts_with('-') || a.len() < 2 {
-            break;
-        }
-        let chars: Vec<char> = a[1..].chars().collect();
-        let mut j = 0;
-        while j < chars.len() {
-            match chars[j] {
-                'w' => {
-                    let val = if j + 1 < chars.len() {
-                        chars[j + 1..].iter().collect::<String>()
-                    } else {
-                        i += 1;
-                        match args.get(i) {
-                            Some(v) => v.clone(),
-                            None => {
-                                eprintln!("{name}: option requires an argument -- w");
-                                sv.usage();
-                            }
-                        }
-                    };
-                    sv.wait = scan_ulong(&val);
-                    sv.verbose = true;
-                    j = chars.len();
-                    continue;
-                }
-                'v' => sv.verbose = true,
-                'V' => {
-                    eprintln!("{VERSION}");
-                    sv.usage();
-                }
-                c => {
-                    eprintln!("{name}: illegal option -- {c}");
-                    sv.usage();
-                }
+    let mut opts = GetOpt::new(args, "w:vV");
+    for o in opts.by_ref() {
+        match o {
+            Opt::Arg(_, val) => {
+                sv.wait = scan_ulong(&val);
+                sv.verbose = true;
             }
-            j += 1;
+            Opt::Flag('v') => sv.verbose = true,
+            Opt::Flag(_) => {
+                eprintln!("{VERSION}");
+                sv.usage();
+            }
+            Opt::MissingArg(c) => {
+                eprintln!("{name}: option requires an argument -- {c}");
+                sv.usage();
+            }
+            Opt::Unknown(c) => {
+                eprintln!("{name}: illegal option -- {c}");
+                sv.usage();
+            }
         }
-        i += 1;
     }
-    let rest = &args[i..];
+    let rest = opts.operands();
     let Some(action) = rest.first().cloned() else {
         sv.usage();
     };
