@@ -85,18 +85,7 @@ impl Options {
     }
 }
 
-// INTEGRATION: proctitle — a stand-in with the API of `rsv::proctitle` until that module
-// lands; the lead replaces this by `use crate::proctitle::Title;`.
-mod proctitle_stub {
-    pub struct Title;
-    impl Title {
-        pub fn init(_min_len: usize) -> Option<Title> {
-            None
-        }
-        pub fn append(&mut self, _bytes: &[u8]) {}
-    }
-}
-use proctitle_stub::Title;
+use crate::proctitle::{self, Title};
 
 /// Signals caught. Those without a meaning are caught only so that they cannot kill us
 /// (as PID 1 or not); a caught signal is reset to its default in the programs we exec.
@@ -293,9 +282,9 @@ pub fn run(opts: Options) -> i32 {
     let mut log_r = None;
     let mut title = None;
     if let Some(log) = &opts.log {
-        if log.len() < 7 {
-            crate::diag::warn(&prog, "log must have at least seven characters.");
-            crate::diag::warn(&prog, "log service disabled.");
+        if log.len() < proctitle::MIN_LEN {
+            let _ = writeln!(io::stderr(), "{prog}: {}", proctitle::WARN_SHORT);
+            let _ = writeln!(io::stderr(), "{prog}: {}", proctitle::WARN_DISABLED);
         } else if let Ok((r, w)) =
             nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)
         {
@@ -306,7 +295,7 @@ pub fn run(opts: Options) -> i32 {
             }
             drop(w);
             log_r = Some(File::from(r));
-            title = Title::init(7);
+            title = Title::init(proctitle::MIN_LEN);
         }
     }
 

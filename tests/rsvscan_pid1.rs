@@ -186,14 +186,14 @@ fn log_pipeline_survives_kills() {
         let n0 = lines();
         wait_for(5 * SEC, "logger restarted and writing", || {
             let p = status_pid(&sd.join("log"));
-            (p > 0 && ns.host_pid(p) != Some(lg) && lines() > n0 + 20).then_some(())
+            (p > 0 && ns.host_pid(p).is_some_and(|h| h != lg) && lines() > n0 + 20).then_some(())
         });
         // Kill the service.
         kill(svc, libc::SIGKILL);
         let n1 = lines();
         wait_for(5 * SEC, "service restarted and logging", || {
             let p = status_pid(&sd);
-            (p > 0 && ns.host_pid(p) != Some(svc) && lines() > n1 + 20).then_some(())
+            (p > 0 && ns.host_pid(p).is_some_and(|h| h != svc) && lines() > n1 + 20).then_some(())
         });
         eprintln!("round {round}: {} lines", lines());
     }
@@ -354,9 +354,8 @@ fn supervisor_killed_is_restarted_at_once() {
     );
 }
 
-/// Needs the supervisor change that stops the `run` of a SIGKILLed predecessor.
+/// The new supervisor stops the `run` left by its SIGKILLed predecessor before starting.
 #[test]
-#[ignore = "needs rsupervise's orphaned-run handling (other branch)"]
 fn supervisor_killed_service_not_doubled() {
     if !unshare_ok() {
         return;
@@ -373,13 +372,21 @@ fn supervisor_killed_service_not_doubled() {
             .filter(|&p| cmdline(p).starts_with("sleep 1000") && cwd(p).as_deref() == Some(&sd))
             .count()
     };
+    let old_run = ns.host_pid(status_pid(&dir.join("a"))).unwrap();
     let sup = ns
         .procs()
         .into_iter()
-        .find(|&p| cmdline(p).contains("rsupervise"))
+        .find(|&p| p != ns.init && cmdline(p).contains("rsupervise"))
         .unwrap();
+    assert_eq!(runs(&ns), 1);
     kill(sup, libc::SIGKILL);
-    std::thread::sleep(Duration::from_millis(1500));
+    // The new supervisor stops the leftover run, then starts its own: once the status
+    // names a new run, exactly one run exists.
+    wait_for(5 * SEC, "new run", || {
+        let p = status_pid(&dir.join("a"));
+        (p > 0 && ns.host_pid(p).is_some_and(|h| h != old_run)).then_some(())
+    });
+    assert!(!alive(old_run), "the old run survived");
     assert_eq!(runs(&ns), 1);
 }
 
@@ -525,4 +532,32 @@ fn idle_without_wakeups_and_capacity_warned_once() {
     for p in pids {
         assert!(!alive(p));
     }
+}
+
+/// runsvdir's LOG: what services write to stderr shows at the end of the process title.
+#[test]
+fn runsvdir_log_in_process_title() {
+    if !unshare_ok() {
+        return;
+    }
+    let t = TempDir::new("scan-title");
+    let dir = t.path().join("service");
+    script(
+        &dir.join("e/run"),
+        "#!/bin/sh\necho to-stderr-from-run >&2\nexec sleep 1000\n",
+    );
+    let link = t.path().join("runsvdir");
+    std::os::unix::fs::symlink(bin("rsvscan"), &link).unwrap();
+    let log = "log: ".to_string() + &".".repeat(40);
+    let args: Vec<std::ffi::OsString> = vec![dir.clone().into(), log.clone().into()];
+    let ns = start_ns_prog(&link, &args, &dir, &t.path().join("err"));
+    wait_up(&dir.join("e"), 3 * SEC);
+    wait_for(3 * SEC, "title shows the service's stderr", || {
+        cmdline(ns.init)
+            .trim_end()
+            .ends_with("to-stderr-from-run")
+            .then_some(())
+    });
+    let title = cmdline(ns.init);
+    assert!(title.contains(" log: ."), "{title}");
 }
