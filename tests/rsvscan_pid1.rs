@@ -255,6 +255,24 @@ fn reaps_orphaned_grandchildren() {
             .count();
         (zombies == 0 && orphans == 0).then_some(())
     });
+    // Signals without a meaning do not kill PID 1 (the kernel delivers them because they
+    // are caught); services keep running.
+    let run_pid = ns.host_pid(status_pid(&dir.join("z"))).unwrap();
+    for sig in [
+        libc::SIGUSR1,
+        libc::SIGUSR2,
+        libc::SIGPIPE,
+        libc::SIGPWR,
+        libc::SIGVTALRM,
+    ] {
+        kill(ns.init, sig);
+    }
+    // Then a rescan request: answered only by a live scanner (its effect: a new service).
+    sleeper(&dir.join("after"));
+    let (rc, _, _) = run(Command::new(bin("rsvscanctl")).arg("-a").arg(&dir), 5 * SEC);
+    assert_eq!(rc, 0);
+    wait_up(&dir.join("after"), 3 * SEC);
+    assert!(alive(ns.init) && alive(run_pid));
     // Stable: still no zombie a little later.
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(
