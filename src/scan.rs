@@ -974,7 +974,12 @@ pub fn control(prog: &str, dir: &str, letters: &[u8]) -> i32 {
     };
     let mut f = match f {
         Ok(f) => f,
-        Err(e) if matches!(e.raw_os_error(), Some(libc::ENXIO) | Some(libc::ENOENT)) => {
+        // As s6-svscanctl: an existing scan dir without a listening scanner is "not
+        // listening" (100); a scan dir that does not exist is a system error (111).
+        Err(e)
+            if e.raw_os_error() == Some(libc::ENXIO)
+                || (e.raw_os_error() == Some(libc::ENOENT) && Path::new(dir).is_dir()) =>
+        {
             return not_listening();
         }
         Err(e) => {

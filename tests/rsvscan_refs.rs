@@ -157,3 +157,38 @@ fn s6_mode_with_s6_tools_hooks_and_finish() {
         "1"
     );
 }
+
+#[test]
+fn rsvscanctl_errors_match_s6_svscanctl() {
+    if !have_refs(&["s6-svscanctl"]) {
+        return;
+    }
+    let t = TempDir::new("ctlerr");
+    let missing = t.path().join("missing");
+    let missing = missing.to_str().unwrap();
+    let idle = t.path().to_str().unwrap();
+    for (dir, code, tail) in [
+        (missing, 111, "No such file or directory"),
+        (idle, 100, "supervisor not listening"),
+    ] {
+        let (c, _, err) = run(
+            Command::new(bin("rsvscanctl")).args(["-a", dir]),
+            Duration::from_secs(10),
+        );
+        let (rc, _, rerr) = run(
+            Command::new("s6-svscanctl").args(["-a", dir]),
+            Duration::from_secs(10),
+        );
+        assert_eq!((c, rc), (code, code), "{err} / {rerr}");
+        assert_eq!(
+            err,
+            format!("rsvscanctl: fatal: unable to control {dir}: {tail}\n")
+        );
+        assert!(rerr.ends_with(&format!("unable to control {dir}: {tail}\n")));
+    }
+    let (c, _, err) = run(
+        Command::new(bin("rsvscanctl")).args(["-w", idle]),
+        Duration::from_secs(10),
+    );
+    assert_eq!(c, 100, "{err}");
+}

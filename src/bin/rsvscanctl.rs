@@ -1,36 +1,26 @@
 //! rsvscanctl: sends s6-svscanctl's letters to a running rsvscan (or s6-svscan).
 
 use rsv::diag;
+use rsv::getopt::{GetOpt, Opt};
 
 const USAGE: &str = "rsvscanctl [ -zabhitqnN ] scandir";
 
 fn main() {
     let prog = diag::invoked_as("rsvscanctl");
+    let args: Vec<String> = std::env::args().skip(1).collect();
     let mut letters = Vec::new();
-    let mut dir = None;
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        if a == "--" {
-            dir = args.next();
-            break;
-        }
-        if let Some(opts) = a.strip_prefix('-').filter(|o| !o.is_empty()) {
-            for c in opts.bytes() {
-                if !b"zabhitqnN".contains(&c) {
-                    diag::usage(&prog, USAGE);
-                }
-                letters.push(c);
-            }
-        } else {
-            dir = Some(a);
-            break;
+    let mut opts = GetOpt::new(&args, "zabhitqnN");
+    for o in opts.by_ref() {
+        match o {
+            Opt::Flag(c) => letters.push(c as u8),
+            _ => diag::usage(&prog, USAGE),
         }
     }
-    let Some(dir) = dir.filter(|d| !d.is_empty()) else {
+    let [dir] = opts.operands() else {
         diag::usage(&prog, USAGE)
     };
-    if args.next().is_some() {
+    if dir.is_empty() {
         diag::usage(&prog, USAGE);
     }
-    std::process::exit(rsv::scan::control(&prog, &dir, &letters));
+    std::process::exit(rsv::scan::control(&prog, dir, &letters));
 }
