@@ -128,6 +128,8 @@ struct Stopping {
     deadline: Instant,
     abort: bool,
     killed: Option<Instant>,
+    /// Leftover processes (orphans of services, reparented to us) were sent SIGTERM.
+    orphans_termed: bool,
 }
 
 struct Scanner {
@@ -839,6 +841,7 @@ impl Scanner {
             deadline,
             abort,
             killed: None,
+            orphans_termed: false,
         });
         if !abort {
             let ids: Vec<Id> = self.svcs.keys().copied().collect();
@@ -856,8 +859,29 @@ impl Scanner {
             None => return None,
         };
         let killed_code = if code == 0 { EXIT_KILLED } else { code };
-        if abort || self.svcs.values().all(|s| s.pid.is_none()) {
-            return Some(if killed.is_some() { killed_code } else { code });
+        let done = if killed.is_some() { killed_code } else { code };
+        if abort {
+            return Some(done);
+        }
+        if self.svcs.values().all(|s| s.pid.is_none()) {
+            // Every supervisor is gone. What still runs are orphans of services (daemons that
+            // double-forked), reparented to us as PID 1 or subreaper: they get SIGTERM too,
+            // as an init gives them, and the same bound.
+            let me = nix::unistd::getpid().as_raw();
+            let rest = children_of(me);
+            if rest.is_empty() || killed.is_some() {
+                return Some(done);
+            }
+            if let Some(st) = self.stop.as_mut().filter(|st| !st.orphans_termed) {
+                st.orphans_termed = true;
+                for p in rest {
+                    // SAFETY: kill(2) on our own children (reparented orphans), not reaped yet.
+                    unsafe {
+                        libc::kill(p, libc::SIGTERM);
+                        libc::kill(p, libc::SIGCONT);
+                    }
+                }
+            }
         }
         match killed {
             None if now >= deadline => {

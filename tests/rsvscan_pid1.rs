@@ -579,3 +579,35 @@ fn runsvdir_log_in_process_title() {
     let title = cmdline(ns.init);
     assert!(title.contains(" log: ."), "{title}");
 }
+
+#[test]
+fn shutdown_terms_orphans_of_services() {
+    if !unshare_ok() {
+        return;
+    }
+    // A service that leaves a daemon behind (double fork): at shutdown the daemon gets
+    // SIGTERM from rsvscan (its reaper) and can clean up, instead of dying of the
+    // namespace's SIGKILL when PID 1 exits.
+    let t = TempDir::new("scan-orphan");
+    let dir = t.path().join("service");
+    let mark = t.path().join("daemon-termed");
+    script(
+        &dir.join("d/run"),
+        &format!(
+            "#!/bin/sh\n( setsid sh -c 'trap \"echo termed > {}; exit 0\" TERM; while :; do sleep 0.1; done' & )\nexec sleep 1000\n",
+            mark.display()
+        ),
+    );
+    let mut ns = start_ns(&dir, &["-T", "5000"], &t.path().join("err"));
+    wait_up(&dir.join("d"), 3 * SEC);
+    // Wait until the daemon runs as an orphan, reparented to rsvscan (PID 1).
+    common::wait_for(3 * SEC, "orphaned daemon", || {
+        (ns.procs().len() >= 4).then_some(())
+    });
+    let t0 = Instant::now();
+    kill(ns.init, libc::SIGTERM);
+    let st = ns.guard.wait_exit(10 * SEC);
+    assert_eq!(st.code(), Some(0), "stderr: {}", ns.stderr());
+    assert!(t0.elapsed() < 3 * SEC, "{:?}", t0.elapsed());
+    assert_eq!(fs::read_to_string(&mark).unwrap_or_default(), "termed\n");
+}
