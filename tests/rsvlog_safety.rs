@@ -463,8 +463,9 @@ fn slow_processor_does_not_block_input(tag: &str, s6: bool) {
     let t = TempDir::new(tag);
     let d = t.path().join("log");
     let gate = t.path().join("gate");
+    // Bounded (about 60 s), so a failing test leaves no processor behind for long.
     let proc_cmd = format!(
-        "while [ ! -e {} ]; do sleep 0.02; done; cat",
+        "i=0; while [ ! -e {} ] && [ $i -lt 3000 ]; do sleep 0.02; i=$((i+1)); done; cat",
         gate.display()
     );
     let (mut g, mut stdin) = if s6 {
