@@ -60,6 +60,9 @@ fn install() -> io::Result<Signals> {
         signal_hook::flag::register(sig, Arc::clone(flag))?;
         signal_hook::low_level::pipe::register(sig, w.try_clone()?)?;
     }
+    // A processor's exit is an event too: it wakes the loop, which collects the processor and
+    // performs a rotation that was postponed for it.
+    signal_hook::low_level::pipe::register(libc::SIGCHLD, w.try_clone()?)?;
     // A full disk reported as EFBIG (RLIMIT_FSIZE) must be an error, not a kill; a closed
     // stdout must be an error for the `1` action.
     // SAFETY: setting the disposition to SIG_IGN installs no handler code.

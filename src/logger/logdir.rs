@@ -89,6 +89,13 @@ pub struct Logdir {
     /// Shutting down after a failure: do not wait for a failing processor, keep its input
     /// as an `.u` archive.
     closing: bool,
+    /// A rotation came due while the processor of the previous one was still running: it
+    /// waits for the processor, and meanwhile lines keep going to `current`.
+    postponed: bool,
+    /// Bytes written to the open `current` (with the queue empty this equals `size`).
+    cur_len: u64,
+    /// Bytes of an unfinished line were appended since the last line end.
+    mid_line: bool,
 }
 
 /// Why a directory could not be opened.
@@ -238,6 +245,9 @@ impl Logdir {
             warned: false,
             closing: false,
             running: None,
+            postponed: false,
+            cur_len: 0,
+            mid_line: false,
         };
         ld.recover()
             .map_err(|e| OpenError::Other("unable to recover".into(), e))?;
@@ -331,6 +341,7 @@ impl Logdir {
         }
         let f = self.open_current()?;
         self.size = f.metadata()?.len();
+        self.cur_len = self.size;
         if self.size > 0 {
             self.first_at = Some(Instant::now());
         }
@@ -361,6 +372,7 @@ impl Logdir {
         if d.is_empty() {
             return;
         }
+        self.mid_line = true;
         if self.size == 0 && self.first_at.is_none() {
             self.first_at = Some(Instant::now());
         }
@@ -375,10 +387,17 @@ impl Logdir {
         self.ops.push_back(Op::Data(v, 0));
     }
 
-    /// Queues a rotation (nothing when `current` is empty).
+    /// Queues a rotation (nothing when `current` is empty, nor while a postponed rotation
+    /// still waits for the processor: that one covers it).
     pub fn rotate(&mut self) {
         if self.size == 0 {
             return;
+        }
+        if self.postponed {
+            if self.running.is_some() {
+                return;
+            }
+            self.postponed = false;
         }
         self.ops.push_back(Op::Rotate);
         self.size = 0;
@@ -395,6 +414,11 @@ impl Logdir {
         while !d.is_empty() {
             if self.size >= max {
                 self.rotate();
+                if self.size >= max {
+                    // Rotation postponed until the processor ends: `current` grows past s.
+                    self.push_data(d);
+                    return;
+                }
             }
             let room = (max - self.size).min(d.len() as u64) as usize;
             self.push_data(&d[..room]);
@@ -404,6 +428,14 @@ impl Logdir {
 
     /// Call after a line's newline was appended: rotation at line ends.
     pub fn line_end(&mut self) {
+        self.mid_line = false;
+        if self.postponed {
+            // Due already; happens at the first line end after the processor is collected.
+            if self.running.is_none() {
+                self.rotate();
+            }
+            return;
+        }
         let (max, tol) = (self.set.size_max, self.set.tolerance);
         if max == 0 {
             return;
@@ -419,6 +451,9 @@ impl Logdir {
 
     /// When the age limit of `current` is reached (svlogd `t`).
     pub fn age_deadline(&self) -> Option<Instant> {
+        if self.postponed {
+            return None;
+        }
         Some(self.first_at? + self.set.age_max?)
     }
 
@@ -444,11 +479,12 @@ impl Logdir {
             || self.running.is_some()
     }
 
-    /// While a processor runs, the loop must come back soon to collect it.
+    /// While a processor runs, the loop must come back to collect it. Its exit wakes the
+    /// loop at once (SIGCHLD on the signal pipe); this slow deadline is only a safety net.
     pub fn proc_deadline(&self) -> Option<Instant> {
         self.running
             .as_ref()
-            .map(|_| Instant::now() + Duration::from_millis(20))
+            .map(|_| Instant::now() + Duration::from_secs(1))
     }
 
     fn warn_write(&mut self, what: &str, e: &io::Error) {
@@ -509,6 +545,10 @@ impl Logdir {
         if self.cur.is_none() || self.pending.is_some() {
             self.finish_rotation()?;
         }
+        if self.postponed && self.running.is_none() && !self.mid_line {
+            // The processor is done and the queue ends at a line end: rotate after it.
+            self.rotate();
+        }
         while let Some(op) = self.ops.front_mut() {
             match op {
                 Op::Data(v, off) => {
@@ -524,7 +564,10 @@ impl Logdir {
                                     io::Error::from(io::ErrorKind::WriteZero),
                                 ));
                             }
-                            Ok(n) => *off += n,
+                            Ok(n) => {
+                                *off += n;
+                                self.cur_len += n as u64;
+                            }
                             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                             Err(e) => return Err(("write to current", e)),
                         }
@@ -536,13 +579,24 @@ impl Logdir {
                     }
                 }
                 Op::Rotate => {
-                    // Only one processor per directory: a rotation waits for it.
-                    self.reap(true)?;
+                    // Only one processor per directory. svlogd blocks input until it ends;
+                    // here the rotation is postponed instead and the following lines go on
+                    // into `current` (on disk, so memory stays bounded). It happens at the
+                    // first line end after the processor is collected.
+                    if self.running.is_some() {
+                        self.ops.pop_front();
+                        self.postponed = true;
+                        continue;
+                    }
                     self.start_rotation()?;
                     self.ops.pop_front();
                     self.finish_rotation()?;
                 }
             }
+        }
+        if self.postponed {
+            // `rotate` counted from zero; the postponed rotation did not empty `current`.
+            self.size = self.cur_len;
         }
         Ok(())
     }
@@ -579,6 +633,7 @@ impl Logdir {
             }
         }
         self.cur = None;
+        self.cur_len = 0;
         // The directory is synced once, when the rotation is complete (finish_rotation);
         // a crash before that is repaired by `recover` at the next start.
         Ok(())
@@ -857,18 +912,28 @@ impl Logdir {
 
     /// Clean close: everything written, `current` fsynced and marked complete (u+x).
     /// Returns false (after warning) when the queue could not be written yet.
+    /// A rotation postponed for the processor is done here, after that processor ended, and
+    /// its own processor is waited for: at a clean exit every due rotation is processed.
     pub fn close(&mut self) -> bool {
-        if !self.drain(Instant::now()) {
-            self.closing = true;
-            return false;
-        }
-        if self.running.is_some() {
-            if let Err((what, e)) = self.reap(true) {
-                self.warn_write(what, &e);
-                self.retry_at = Some(Instant::now() + self.set.retry);
+        loop {
+            if !self.drain(Instant::now()) {
                 self.closing = true;
                 return false;
             }
+            if self.running.is_some() {
+                if let Err((what, e)) = self.reap(true) {
+                    self.warn_write(what, &e);
+                    self.retry_at = Some(Instant::now() + self.set.retry);
+                    self.closing = true;
+                    return false;
+                }
+            }
+            if self.postponed && !self.closing {
+                self.rotate();
+                self.postponed = false;
+                continue;
+            }
+            break;
         }
         if let Some(f) = self.cur.as_ref() {
             let _ = f.sync_all();
