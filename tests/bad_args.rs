@@ -152,19 +152,3 @@ fn huge_and_malformed_numbers() {
         &[100],
     );
 }
-
-#[test]
-fn runsvdir_usage_is_runsvdirs() {
-    let t = TempDir::new("badargs-runsvdir");
-    let link = t.path().join("runsvdir");
-    std::os::unix::fs::symlink(bin("rsvscan"), &link).unwrap();
-    let (code, out, err) = common::run(Command::new(&link).current_dir(t.path()), LIMIT);
-    assert_eq!(
-        (code, out.as_str(), err.as_str()),
-        (1, "", "usage: runsvdir [-P] dir\n\n")
-    );
-    if common::have_refs(&["runsvdir"]) {
-        let r = common::run(Command::new("runsvdir").current_dir(t.path()), LIMIT);
-        assert_eq!(r, (code, out, err));
-    }
-}
