@@ -1,0 +1,116 @@
+//! rsvscan not as PID 1 (an ordinary child, as under a shell): SIGINT (Ctrl-C) stops every
+//! service with its own down-signal, the logger writes the last line its service wrote before
+//! it exits, and orphans of services come to rsvscan (child subreaper) and are reaped.
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{Guard, TempDir, alive, bin, script, wait_for};
+
+const LIMIT: Duration = Duration::from_secs(10);
+
+fn start(dir: &Path, args: &[&str], err: &Path) -> Guard {
+    Guard::spawn(
+        Command::new(bin("rsvscan"))
+            .arg("--supervisor")
+            .arg(bin("rsupervise"))
+            .args(args)
+            .arg(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(err).unwrap()),
+    )
+}
+
+fn status_pid(sd: &Path) -> Option<i32> {
+    let v = rsv::svview::View::read(sd).ok()?;
+    (v.up && v.pid > 0).then_some(v.pid as i32)
+}
+
+fn ppid(pid: i32) -> Option<i32> {
+    let s = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    s.rsplit(')')
+        .next()?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+#[test]
+fn sigint_stops_with_down_signal_and_the_logger_drains() {
+    for compat in ["s6", "runit"] {
+        let t = TempDir::new(&format!("scanint-{compat}"));
+        let dir = t.path().join("service");
+        let out = t.path().join("logged");
+        // The service stops on HUP only (its down-signal), writing a last line as it goes.
+        script(
+            &dir.join("a/run"),
+            "#!/bin/sh\ntrap 'echo got-hup; exit 0' HUP\ntrap '' TERM\necho started\nwhile :; do sleep 0.05; done\n",
+        );
+        fs::write(dir.join("a/down-signal"), "SIGHUP\n").unwrap();
+        // The logger appends what it reads, and exits only at the end of its input.
+        script(
+            &dir.join("a/log/run"),
+            &format!("#!/bin/sh\nexec cat >> {}\n", out.display()),
+        );
+        let mut g = start(&dir, &["--compat", compat], &t.path().join("err"));
+        let run_pid = wait_for(LIMIT, "a up", || status_pid(&dir.join("a")));
+        let log_pid = wait_for(LIMIT, "a/log up", || status_pid(&dir.join("a/log")));
+        wait_for(LIMIT, "first line logged", || {
+            (fs::read_to_string(&out).ok()? == "started\n").then_some(())
+        });
+        g.signal(libc::SIGINT);
+        let st = g.wait_exit(LIMIT);
+        let err = fs::read_to_string(t.path().join("err")).unwrap_or_default();
+        assert_eq!(st.code(), Some(0), "{compat}: {err}");
+        // TERM is ignored by run: only the down-signal can have stopped it, and the line it
+        // wrote on the way out went through the pipe into the logger's file.
+        assert_eq!(
+            fs::read_to_string(&out).unwrap(),
+            "started\ngot-hup\n",
+            "{compat}: {err}"
+        );
+        assert!(!alive(run_pid) && !alive(log_pid), "{compat}");
+    }
+}
+
+#[test]
+fn orphans_of_services_are_reaped_when_not_pid1() {
+    let t = TempDir::new("scan-subreaper");
+    let dir = t.path().join("service");
+    let mark = t.path().join("orphan");
+    // run leaves a grandchild behind: its parent (a subshell) exits at once.
+    script(
+        &dir.join("a/run"),
+        &format!(
+            "#!/bin/sh\n( sleep 0.5 & echo $! > {} )\nexec sleep 1000\n",
+            mark.display()
+        ),
+    );
+    let mut g = start(&dir, &[], &t.path().join("err"));
+    let orphan: i32 = wait_for(LIMIT, "orphan pid", || {
+        fs::read_to_string(&mark).ok()?.trim().parse().ok()
+    });
+    // Reparented to the nearest subreaper: rsvscan (or rsupervise if it is one too).
+    let scan = g.pid();
+    let parent = wait_for(LIMIT, "orphan reparented", || {
+        ppid(orphan).filter(|&p| p != 1 && Some(p) != status_pid(&dir.join("a")))
+    });
+    assert!(
+        parent == scan || ppid(parent) == Some(scan),
+        "orphan {orphan} went to {parent}, not under rsvscan {scan}"
+    );
+    // When it ends, it is reaped: its /proc entry goes (a zombie would keep it).
+    wait_for(LIMIT, "orphan reaped", || {
+        fs::metadata(format!("/proc/{orphan}"))
+            .is_err()
+            .then_some(())
+    });
+    g.signal(libc::SIGTERM);
+    assert_eq!(g.wait_exit(LIMIT).code(), Some(0));
+}
