@@ -114,3 +114,49 @@ fn orphans_of_services_are_reaped_when_not_pid1() {
     g.signal(libc::SIGTERM);
     assert_eq!(g.wait_exit(LIMIT).code(), Some(0));
 }
+
+/// `-t MSECS`: the periodic rescan is the safety net for what inotify cannot see, such as the
+/// target of a broken symlink coming into existence outside the scan dir. Without `-t`, it is
+/// not seen (no periodic scan by default).
+#[test]
+fn periodic_rescan_picks_up_what_inotify_cannot_see() {
+    let t = TempDir::new("scan-rescan");
+    let stage = t.path().join("stage");
+    fs::create_dir_all(&stage).unwrap();
+    let mut scans = Vec::new();
+    for (name, args) in [("with-t", &["-t", "200"][..]), ("without-t", &[][..])] {
+        let dir = t.path().join(name);
+        fs::create_dir_all(&dir).unwrap();
+        std::os::unix::fs::symlink(stage.join(name), dir.join("d")).unwrap();
+        let err = t.path().join(format!("err-{name}"));
+        let g = start(&dir, args, &err);
+        // The broken symlink is reported (once) before its target appears.
+        wait_for(LIMIT, "broken symlink reported", || {
+            fs::read_to_string(&err)
+                .ok()?
+                .contains("unable to stat")
+                .then_some(())
+        });
+        scans.push((g, dir, err));
+    }
+    for name in ["with-t", "without-t"] {
+        script(
+            &stage.join(name).join("run"),
+            "#!/bin/sh\nexec sleep 1000\n",
+        );
+    }
+    let up = wait_for(LIMIT, "picked up by the periodic rescan", || {
+        status_pid(&stage.join("with-t"))
+    });
+    assert!(alive(up));
+    // The one without -t had the same time (and more): nothing started there.
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!stage.join("without-t/supervise").exists());
+    for (mut g, _, err) in scans {
+        let text = fs::read_to_string(&err).unwrap();
+        assert_eq!(text.matches("unable to stat").count(), 1, "{text}");
+        g.signal(libc::SIGTERM);
+        assert_eq!(g.wait_exit(LIMIT).code(), Some(0));
+    }
+    assert!(!alive(up));
+}
