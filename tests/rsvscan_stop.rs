@@ -160,3 +160,61 @@ fn periodic_rescan_picks_up_what_inotify_cannot_see() {
     }
     assert!(!alive(up));
 }
+
+/// runsvdir drop-in in an existing runit image: runit's own svlogd as `log/run` keeps working
+/// (its lines arrive, stamped), and runit's sv sees the service and its logger.
+#[test]
+fn runit_image_with_real_svlogd() {
+    if !common::have_refs(&["svlogd", "sv"]) {
+        return;
+    }
+    let t = TempDir::new("scan-svlogd");
+    let dir = t.path().join("service");
+    script(
+        &dir.join("a/run"),
+        "#!/bin/sh\nfor i in 1 2 3; do echo line $i; done\nexec sleep 1000\n",
+    );
+    script(
+        &dir.join("a/log/run"),
+        "#!/bin/sh\nexec svlogd -tt ./main\n",
+    );
+    fs::create_dir_all(dir.join("a/log/main")).unwrap();
+    let link = t.path().join("runsvdir");
+    std::os::unix::fs::symlink(bin("rsvscan"), &link).unwrap();
+    let mut g = Guard::spawn(
+        Command::new(&link)
+            .arg(&dir)
+            .env(
+                "PATH",
+                format!(
+                    "{}:{}",
+                    bin("rsupervise").parent().unwrap().display(),
+                    std::env::var("PATH").unwrap_or_default()
+                ),
+            )
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
+    let cur = dir.join("a/log/main/current");
+    let text = wait_for(LIMIT, "svlogd wrote the three lines", || {
+        let c = fs::read_to_string(&cur).ok()?;
+        (c.lines().count() == 3).then_some(c)
+    });
+    for (i, l) in text.lines().enumerate() {
+        // -tt: "YYYY-MM-DD_HH:MM:SS.xxxxx line N"
+        assert!(
+            l.len() == 25 + " line 1".len() && l.ends_with(&format!(" line {}", i + 1)),
+            "{text}"
+        );
+    }
+    let (c, o, _) = common::run(Command::new("sv").arg("status").arg(dir.join("a")), LIMIT);
+    assert_eq!(c, 0, "{o}");
+    assert!(
+        o.starts_with(&format!("run: {}: (pid ", dir.join("a").display()))
+            && o.contains("; run: log: (pid "),
+        "{o}"
+    );
+    g.signal(libc::SIGTERM);
+    assert_eq!(g.wait_exit(LIMIT).code(), Some(0));
+}
