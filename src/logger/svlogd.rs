@@ -278,7 +278,12 @@ impl Svlogd {
                     let _ = writeln!(io::stderr(), "{}: warning: {m}", self.prog);
                 }
             }
-            let set = self.dirs[i].cfg.set.clone();
+            let mut set = self.dirs[i].cfg.set.clone();
+            // svlogd rotates at a line end once size >= s - len; with s == len that is after
+            // every line (tolerance s - 1 gives the same, as every line adds its newline).
+            if set.size_max > 0 && set.size_max == set.tolerance {
+                set.tolerance = set.size_max - 1;
+            }
             match Logdir::open(&path, Style::Svlogd, set, &self.prog) {
                 Ok(ld) => {
                     self.dirs[i].ld = Some(ld);
