@@ -152,3 +152,47 @@ fn huge_and_malformed_numbers() {
         &[100],
     );
 }
+
+/// Settings files with values at the edge of u64: no overflow, the supervisor keeps working
+/// (a down with timeout-kill and timeout-finish armed, then exit).
+#[test]
+fn huge_setting_values_are_harmless() {
+    let t = TempDir::new("badargs-settings");
+    let sd = t.path().join("a");
+    common::script(&sd.join("run"), "#!/bin/sh\nexec sleep 1000\n");
+    common::script(&sd.join("finish"), "#!/bin/sh\nexit 0\n");
+    for (f, v) in [
+        ("timeout-kill", "18446744073709551615"),
+        ("timeout-finish", "18446744073709551615"),
+        ("max-death-tally", "18446744073709551615"),
+        ("notification-fd", "2147483647"),
+    ] {
+        std::fs::write(sd.join(f), format!("{v}\n")).unwrap();
+    }
+    for compat in ["s6", "runit"] {
+        let err = t.path().join(format!("err-{compat}"));
+        let mut g = common::Guard::spawn(
+            Command::new(bin("rsupervise"))
+                .args(["--compat", compat])
+                .arg(&sd)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(&err).unwrap()),
+        );
+        let sdp = sd.to_str().unwrap();
+        common::wait_for(LIMIT, "up", || {
+            let v = rsv::svview::View::read(&sd).ok()?;
+            (v.up && v.pid > 0).then_some(())
+        });
+        let (c, _, e) = common::run(
+            Command::new(bin("rsvc")).args(["-wD", "-T", "5000", "-d", sdp]),
+            LIMIT,
+        );
+        assert_eq!(c, 0, "{compat}: {e}");
+        let (c, _, e) = common::run(Command::new(bin("rsvc")).args(["-x", sdp]), LIMIT);
+        assert_eq!(c, 0, "{compat}: {e}");
+        assert_eq!(g.wait_exit(LIMIT).code(), Some(0), "{compat}");
+        let text = std::fs::read_to_string(&err).unwrap();
+        assert!(!text.contains("panicked"), "{compat}: {text}");
+    }
+}
