@@ -218,3 +218,33 @@ fn runit_image_with_real_svlogd() {
     g.signal(libc::SIGTERM);
     assert_eq!(g.wait_exit(LIMIT).code(), Some(0));
 }
+
+/// A new service whose `run` is created before it is made executable (what writing a file
+/// then chmod-ing it does): rsvscan waits for the executable bit instead of starting a
+/// supervisor that would fail to exec it (and, in s6 mode, wait 10 s before trying again).
+#[test]
+fn run_not_yet_executable_is_started_once_it_is() {
+    let t = TempDir::new("scan-noexec");
+    let dir = t.path().join("service");
+    fs::create_dir_all(&dir).unwrap();
+    let err = t.path().join("err");
+    let mut g = start(&dir, &[], &err);
+    let sd = dir.join("d");
+    fs::create_dir(&sd).unwrap();
+    fs::write(sd.join("run"), "#!/bin/sh\nexec sleep 1000\n").unwrap();
+    wait_for(LIMIT, "warning about run", || {
+        fs::read_to_string(&err)
+            .ok()?
+            .contains("/d/run is not executable: waiting until it is\n")
+            .then_some(())
+    });
+    assert!(!sd.join("supervise").exists());
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(sd.join("run"), fs::Permissions::from_mode(0o755)).unwrap();
+    let pid = wait_for(Duration::from_secs(5), "d up", || status_pid(&sd));
+    assert!(alive(pid));
+    let text = fs::read_to_string(&err).unwrap();
+    assert!(!text.contains("unable to start run"), "{text}");
+    g.signal(libc::SIGTERM);
+    assert_eq!(g.wait_exit(LIMIT).code(), Some(0));
+}
