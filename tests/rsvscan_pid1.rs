@@ -475,7 +475,14 @@ fn no_fd_or_pid_leak() {
             .split_whitespace()
             .count()
     };
-    let (fd0, kid0) = (fds(), kids());
+    // The baseline once start-up is over: wait_listening returns as soon as the control
+    // FIFO has a reader, before rsvscan has opened the rest of its descriptors.
+    let fd0 = wait_for(5 * SEC, "stable fd count", || {
+        let a = fds();
+        std::thread::sleep(Duration::from_millis(300));
+        (fds() == a).then_some(a)
+    });
+    let kid0 = kids();
     const BATCH: usize = 50;
     for b in 0..10 {
         for i in 0..BATCH {

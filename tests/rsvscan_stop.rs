@@ -13,8 +13,42 @@ use common::{Guard, TempDir, alive, bin, script, wait_for};
 
 const LIMIT: Duration = Duration::from_secs(10);
 
-fn start(dir: &Path, args: &[&str], err: &Path) -> Guard {
-    Guard::spawn(
+/// rsvscan under test. If a test fails before stopping it, dropping it still stops it in
+/// order (SIGTERM), so its supervisors and services do not outlive the test.
+struct Scan(Guard);
+
+impl std::ops::Deref for Scan {
+    type Target = Guard;
+    fn deref(&self) -> &Guard {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Scan {
+    fn deref_mut(&mut self) -> &mut Guard {
+        &mut self.0
+    }
+}
+
+impl Drop for Scan {
+    fn drop(&mut self) {
+        let Some(c) = self.0.0.as_mut() else { return };
+        if c.try_wait().ok().flatten().is_some() {
+            return;
+        }
+        // SAFETY: kill(2) on the pid of our child, not yet reaped.
+        unsafe {
+            libc::kill(c.id() as i32, libc::SIGTERM);
+        }
+        let end = std::time::Instant::now() + LIMIT;
+        while std::time::Instant::now() < end && c.try_wait().ok().flatten().is_none() {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+fn start(dir: &Path, args: &[&str], err: &Path) -> Scan {
+    Scan(Guard::spawn(
         Command::new(bin("rsvscan"))
             .arg("--supervisor")
             .arg(bin("rsupervise"))
@@ -23,7 +57,7 @@ fn start(dir: &Path, args: &[&str], err: &Path) -> Guard {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(fs::File::create(err).unwrap()),
-    )
+    ))
 }
 
 fn status_pid(sd: &Path) -> Option<i32> {
@@ -181,7 +215,7 @@ fn runit_image_with_real_svlogd() {
     fs::create_dir_all(dir.join("a/log/main")).unwrap();
     let link = t.path().join("runsvdir");
     std::os::unix::fs::symlink(bin("rsvscan"), &link).unwrap();
-    let mut g = Guard::spawn(
+    let mut g = Scan(Guard::spawn(
         Command::new(&link)
             .arg(&dir)
             .env(
@@ -195,7 +229,7 @@ fn runit_image_with_real_svlogd() {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null()),
-    );
+    ));
     let cur = dir.join("a/log/main/current");
     let text = wait_for(LIMIT, "svlogd wrote the three lines", || {
         let c = fs::read_to_string(&cur).ok()?;
