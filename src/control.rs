@@ -83,12 +83,50 @@ pub fn personality(name: &str, args: &[String]) -> Personality {
             return Personality::Sv;
         }
     }
-    if (first.starts_with('-') && first.len() > 1) || args.len() == 1 {
+    if first.starts_with('-') && first.len() > 1 {
         Personality::Rsvc
+    } else if args.len() == 1 {
+        // A lone sv command word that is not a directory here: sv without a service, so sv's
+        // usage message rather than "unable to control status".
+        if SV_WORDS.contains(&first.as_str()) && !std::path::Path::new(first).is_dir() {
+            Personality::Sv
+        } else {
+            Personality::Rsvc
+        }
     } else {
         Personality::Sv
     }
 }
+
+/// sv's documented command words (a lone one of these is taken as sv missing its service).
+const SV_WORDS: &[&str] = &[
+    "status",
+    "up",
+    "down",
+    "once",
+    "pause",
+    "cont",
+    "hup",
+    "alarm",
+    "interrupt",
+    "quit",
+    "1",
+    "2",
+    "term",
+    "kill",
+    "exit",
+    "start",
+    "stop",
+    "reload",
+    "restart",
+    "shutdown",
+    "check",
+    "try-restart",
+    "force-stop",
+    "force-reload",
+    "force-restart",
+    "force-shutdown",
+];
 
 /// Entry point of the `rsvc` binary: returns the exit code.
 pub fn main(argv0: &str, args: Vec<OsString>) -> i32 {
@@ -590,6 +628,10 @@ mod tests {
         assert_eq!(personality("rsvc", &v(&["status", "x"])), Personality::Sv);
         assert_eq!(personality("rsvc", &v(&[])), Personality::Rsvc);
         assert_eq!(personality("rsvc", &v(&["/srv/a"])), Personality::Rsvc);
+        // a lone command word (no such directory here): sv, which prints its usage
+        assert_eq!(personality("rsvc", &v(&["status"])), Personality::Sv);
+        assert_eq!(personality("rsvc", &v(&["force-stop"])), Personality::Sv);
+        assert_eq!(personality("rsvc", &v(&["svc-a"])), Personality::Rsvc);
     }
 
     #[test]

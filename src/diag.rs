@@ -35,3 +35,20 @@ pub fn invoked_as(default: &str) -> String {
         })
         .unwrap_or_else(|| default.to_string())
 }
+
+/// The arguments after argv[0] as strings. An argument that is not valid UTF-8 is a usage
+/// error: `PROG: fatal: argument is not valid UTF-8: ARG` (shown lossily), exit 100.
+pub fn args_utf8(prog: &str) -> Vec<String> {
+    std::env::args_os()
+        .skip(1)
+        .map(|a| {
+            a.into_string().unwrap_or_else(|a| {
+                fatal(
+                    prog,
+                    EXIT_USAGE,
+                    &format!("argument is not valid UTF-8: {}", a.to_string_lossy()),
+                )
+            })
+        })
+        .collect()
+}

@@ -368,7 +368,7 @@ impl Machine {
                     self.paused = false;
                 }
                 let tf = files.timeout_finish();
-                self.finish_kill_at = (tf > 0).then(|| now.mono_ms + tf);
+                self.finish_kill_at = (tf > 0).then(|| now.mono_ms.saturating_add(tf));
                 out.push(Action::WriteStatus);
                 out.push(Action::Broadcast(b"d"));
             }
@@ -456,7 +456,7 @@ impl Machine {
             });
             self.paused = false;
             let tk = files.timeout_kill();
-            self.kill_at = (tk > 0).then(|| now.mono_ms + tk);
+            self.kill_at = (tk > 0).then(|| now.mono_ms.saturating_add(tk));
         }
     }
 
@@ -564,7 +564,7 @@ impl Machine {
                 self.got_term = true;
                 out.push(Action::WriteStatus);
                 let tk = files.timeout_kill();
-                self.kill_at = (tk > 0).then(|| now.mono_ms + tk);
+                self.kill_at = (tk > 0).then(|| now.mono_ms.saturating_add(tk));
             }
             match self.want {
                 Want::Down => {

@@ -722,11 +722,29 @@ impl Scanner {
                 continue;
             }
             let id = (m.dev(), m.ino());
-            if !self.svcs.contains_key(&id) && fs::metadata(Path::new(&name).join("run")).is_err() {
-                let msg = format!("{}/{name} has no run file: waiting for one", self.opts.dir);
-                self.report(&mut fresh, &name, format!("norun:{sig}"), &msg);
-                candidates.push((id, name));
-                continue;
+            if !self.svcs.contains_key(&id) {
+                // A new service starts once its run is there and executable: inotify reports
+                // the file being created before it is written and made executable, and a
+                // supervisor started then would fail to exec it (and, in s6 mode, wait 10 s).
+                match fs::metadata(Path::new(&name).join("run")) {
+                    Err(_) => {
+                        let msg =
+                            format!("{}/{name} has no run file: waiting for one", self.opts.dir);
+                        self.report(&mut fresh, &name, format!("norun:{sig}"), &msg);
+                        candidates.push((id, name));
+                        continue;
+                    }
+                    Ok(r) if r.mode() & 0o111 == 0 => {
+                        let msg = format!(
+                            "{}/{name}/run is not executable: waiting until it is",
+                            self.opts.dir
+                        );
+                        self.report(&mut fresh, &name, format!("noexec:{sig}"), &msg);
+                        candidates.push((id, name));
+                        continue;
+                    }
+                    Ok(_) => {}
+                }
             }
             seen.push(Seen { id, name });
         }
@@ -783,8 +801,8 @@ impl Scanner {
         self.svcs.retain(|_, s| s.pid.is_some() || s.active);
     }
 
-    /// Keeps an inotify watch on each directory that lacks `run`, so that it is picked up
-    /// as soon as `run` appears; drops watches of directories that are no longer candidates.
+    /// Keeps an inotify watch on each directory that lacks an executable `run`, so that it is
+    /// picked up as soon as `run` appears or is made executable; drops watches of directories that are no longer candidates.
     fn update_watches(&mut self, candidates: &[(Id, String)]) {
         let keep: std::collections::HashSet<Id> = candidates.iter().map(|(id, _)| *id).collect();
         let gone: Vec<Id> = self
@@ -807,6 +825,11 @@ impl Scanner {
                 WatchMask::CREATE | WatchMask::MOVED_TO | WatchMask::ATTRIB | WatchMask::ONLYDIR,
             ) {
                 self.watched.insert(*id, wd);
+                // run may have become ready between the scan and the watch: look again.
+                let run = fs::metadata(Path::new(name).join("run"));
+                if run.is_ok_and(|r| r.mode() & 0o111 != 0) {
+                    self.need_scan = true;
+                }
             }
         }
     }

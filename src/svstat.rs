@@ -105,6 +105,11 @@ pub fn parse_args(args: &[String], allow_json: bool) -> Result<Args, ArgError> {
                         i += 1;
                         args.get(i).cloned().ok_or(ArgError::Usage)?
                     };
+                    // s6-svstat ignores one trailing comma ("up," but not "," or "up,,").
+                    let val = match val.strip_suffix(',') {
+                        Some(v) if !v.is_empty() => v.to_string(),
+                        _ => val,
+                    };
                     if !val.is_empty() {
                         for item in val.split(',') {
                             if item.is_empty() {
@@ -682,6 +687,19 @@ mod tests {
         let a = parse_args(&v(&["-upe", "sd"]), false).unwrap();
         assert_eq!(a.fields, vec![0, 5, 6]);
         assert_eq!(parse_args(&v(&["-d", "sd"]), false), Err(ArgError::Usage));
+        assert_eq!(
+            parse_args(&v(&["-o", "up,pid,", "sd"]), false)
+                .unwrap()
+                .fields,
+            vec![0, 5]
+        );
+        for bad in [",", "up,,", ",up", ",,"] {
+            assert_eq!(
+                parse_args(&v(&["-o", bad, "sd"]), false),
+                Err(ArgError::Fatal("invalid null option field".into())),
+                "{bad}"
+            );
+        }
         assert_eq!(
             parse_args(&v(&["-o", "up,,pid", "sd"]), false),
             Err(ArgError::Fatal("invalid null option field".into()))

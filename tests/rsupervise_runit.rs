@@ -400,7 +400,8 @@ fn control_override_and_throttle() {
         .unwrap();
     wait_for(T, "want down", || (!rs(&sd).want_up).then_some(()));
     assert!(
-        t0.elapsed() < Duration::from_millis(600),
+        // (below the 1 s a blocked supervisor could take; loose for a loaded machine)
+        t0.elapsed() < Duration::from_millis(900),
         "{:?}",
         t0.elapsed()
     );

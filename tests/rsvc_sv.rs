@@ -69,6 +69,27 @@ fn status_lines_match_sv() {
     assert!(out.contains(", paused"), "{out}");
     assert!(out.contains("down: c: "), "{out}");
     same("sv", &sv, &["cont", "a"], root, &env);
+    // Started as rsvc: a bare name under SVDIR that does not exist gets sv's one line and
+    // exit code, for every kind of command word; the other services are still served.
+    let rsvc = common::bin("rsvc");
+    for w in ["status", "up", "down", "restart", "check"] {
+        let (code, out, err) = exec(&rsvc, &[w, "nosuch"], root, &env);
+        assert_eq!(
+            (code, out.as_str(), err.as_str()),
+            (
+                1,
+                "fail: nosuch: unable to change to service directory: file does not exist\n",
+                ""
+            ),
+            "{w}"
+        );
+    }
+    let (code, out, _) = exec(&rsvc, &["status", "nosuch", "a"], root, &env);
+    assert_eq!(code, 1);
+    assert!(
+        out.starts_with("fail: nosuch: unable to change to service directory: file does not exist\nrun: a: (pid "),
+        "{out}"
+    );
     drop(c);
 }
 

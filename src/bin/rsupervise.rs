@@ -14,7 +14,7 @@ fn main() {
         _ => (Mode::S6, false),
     };
     let prog = invoked.clone();
-    let mut args = std::env::args().skip(1);
+    let mut args = diag::args_utf8(&prog).into_iter();
     let mut dir = None;
     while let Some(a) = args.next() {
         match a.as_str() {

@@ -14,7 +14,7 @@ fn num(prog: &str, v: Option<String>) -> u64 {
 
 fn main() {
     let prog = diag::invoked_as("rsvscan");
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<String> = diag::args_utf8(&prog);
     if prog == "runsvdir" {
         // runsvdir [-P] dir [log]: only argv[1] is looked at for an option.
         let mut i = 0;
@@ -28,7 +28,7 @@ fn main() {
             _ => {}
         }
         let Some(dir) = args.get(i) else {
-            eprintln!("usage: runsvdir [-P] dir");
+            eprint!("usage: runsvdir [-P] dir\n\n"); // runsvdir's bytes, blank line included
             std::process::exit(1);
         };
         o.dir = dir.clone();

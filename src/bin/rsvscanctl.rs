@@ -7,7 +7,7 @@ const USAGE: &str = "rsvscanctl [ -zabhitqnN ] scandir";
 
 fn main() {
     let prog = diag::invoked_as("rsvscanctl");
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<String> = diag::args_utf8(&prog);
     let mut letters = Vec::new();
     let mut opts = GetOpt::new(&args, "zabhitqnN");
     for o in opts.by_ref() {

@@ -389,7 +389,8 @@ impl Handler for S6Log {
                             self.err.extend_from_slice(self.prog.as_bytes());
                             self.err.extend_from_slice(b": alert: ");
                             self.err.extend_from_slice(&self.head);
-                            if a.alert_max > 0 && data.len() > a.alert_max {
+                            // s6-log cuts only when the "..." makes the line shorter.
+                            if a.alert_max > 0 && data.len() > a.alert_max + 3 {
                                 self.err.extend_from_slice(&data[..a.alert_max]);
                                 self.err.extend_from_slice(b"...");
                             } else {

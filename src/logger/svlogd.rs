@@ -213,16 +213,24 @@ pub fn parse_config(text: &[u8], len: usize) -> Result<DirConfig, (usize, String
     Ok(c)
 }
 
-fn read_config(dir: &Path, len: usize) -> Result<DirConfig, String> {
+/// A bad line in `config` is an error; a `config` that cannot be read is not (svlogd warns and
+/// uses the defaults; a directory that cannot be entered at all is reported when it is opened).
+fn read_config(dir: &Path, len: usize, prog: &str) -> Result<DirConfig, String> {
     let p = dir.join("config");
     match fs::read(&p) {
         Ok(t) => parse_config(&t, len).map_err(|(no, m)| format!("{}:{no}: {m}", p.display())),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(defaults(len)),
-        Err(e) => Err(format!(
-            "unable to read {}: {}",
-            p.display(),
-            logdir::err_text(Style::Svlogd, &e)
-        )),
+        Err(e) => {
+            if fs::metadata(dir.join(".")).is_ok() {
+                let _ = writeln!(
+                    io::stderr(),
+                    "{prog}: warning: unable to read config: {}: {}",
+                    dir.display(),
+                    logdir::err_text(Style::Svlogd, &e)
+                );
+            }
+            Ok(defaults(len))
+        }
     }
 }
 
@@ -260,7 +268,7 @@ impl Svlogd {
         let mut ok = 0;
         for i in 0..self.dirs.len() {
             let path = self.dirs[i].path.clone();
-            match read_config(&path, self.o.len) {
+            match read_config(&path, self.o.len, &self.prog) {
                 Ok(c) => {
                     self.info(&format!("read: {}/config", path.display()));
                     self.dirs[i].cfg = c;
@@ -270,7 +278,12 @@ impl Svlogd {
                     let _ = writeln!(io::stderr(), "{}: warning: {m}", self.prog);
                 }
             }
-            let set = self.dirs[i].cfg.set.clone();
+            let mut set = self.dirs[i].cfg.set.clone();
+            // svlogd rotates at a line end once size >= s - len; with s == len that is after
+            // every line (tolerance s - 1 gives the same, as every line adds its newline).
+            if set.size_max > 0 && set.size_max == set.tolerance {
+                set.tolerance = set.size_max - 1;
+            }
             match Logdir::open(&path, Style::Svlogd, set, &self.prog) {
                 Ok(ld) => {
                     self.dirs[i].ld = Some(ld);
@@ -285,6 +298,13 @@ impl Svlogd {
                         ),
                         OpenError::Busy => {
                             format!("unable to lock directory: {d}: temporary failure")
+                        }
+                        // A directory that cannot be entered: svlogd's words for it.
+                        OpenError::Other(_, e) if fs::metadata(path.join(".")).is_err() => {
+                            format!(
+                                "unable to open log directory: {d}: {}",
+                                logdir::err_text(Style::Svlogd, &e)
+                            )
                         }
                         OpenError::Other(what, e) => {
                             format!("{what}: {d}: {}", logdir::err_text(Style::Svlogd, &e))
