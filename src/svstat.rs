@@ -6,6 +6,7 @@
 //! s6's (fcntl lock probe only, 35-byte status only, s6's messages).
 
 use std::fmt::Write as _;
+use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
@@ -643,6 +644,16 @@ pub fn svok_main(args: &[String], strict: bool) -> i32 {
         eprintln!("{prog}: usage: {prog} servicedir");
         return EXIT_USAGE;
     };
+    // rsvok: a service directory that is not there is a mistake in the path, not a service
+    // without supervisor: say so (s6-svok just answers 1).
+    if !strict && !Path::new(d).is_dir() {
+        let why = match fs::metadata(d) {
+            Ok(_) => "not a directory".to_string(),
+            Err(e) => errstr(&e),
+        };
+        eprintln!("rsvok: fatal: unable to check {d}: {why}");
+        return EXIT_SYS;
+    }
     let sup = Path::new(d).join("supervise");
     let r = if strict {
         lock::fcntl_lock_held(&sup.join("lock"))

@@ -22,8 +22,16 @@ fn rsvok_sees_both_supervisors() {
     assert_eq!(ok("r"), (0, String::new(), String::new()));
     assert_eq!(ok("s").0, 0);
     assert_eq!(ok("plain").0, 1);
-    assert_eq!(ok("/nonexistent").0, 1);
-    assert_eq!(ok("").0, 1);
+    assert_eq!(
+        ok("/nonexistent"),
+        (
+            111,
+            String::new(),
+            "rsvok: fatal: unable to check /nonexistent: No such file or directory\n".into()
+        )
+    );
+    assert_eq!(ok("r/run").0, 111);
+    assert_eq!(ok("").0, 111);
     let (code, _, err) = exec(&bin("rsvok"), &[], cwd, &[]);
     assert_eq!(
         (code, err.as_str()),
