@@ -11,6 +11,7 @@ use super::input::{self, Cutting, Handler};
 use super::logdir::{self, Logdir, OpenError, Processor, Settings, Style};
 use super::regex::Regex;
 use super::stamp::{self, Kind, Now, Stamper};
+use crate::getopt::{GetOpt, Opt};
 use crate::tai::Family;
 
 /// Command-line options before the script.
@@ -35,47 +36,25 @@ pub fn parse_opts(args: &[String]) -> Result<Opts, ()> {
         linelimit: 8192,
         ..Opts::default()
     };
-    let mut i = 0;
-    while i < args.len() {
-        let a = args[i].as_bytes();
-        if a == b"--" {
-            i += 1;
-            break;
-        }
-        if a.len() < 2 || a[0] != b'-' {
-            break;
-        }
-        let mut j = 1;
-        while j < a.len() {
-            let c = a[j];
-            j += 1;
-            match c {
-                b'q' => o.verbosity = 0,
-                b'v' => o.verbosity = 2,
-                b'b' => o.block = true,
-                b'p' => o.ignore_term = true,
-                b'd' | b'l' => {
-                    let val = if j < a.len() {
-                        let v = String::from_utf8_lossy(&a[j..]).into_owned();
-                        j = a.len();
-                        v
-                    } else {
-                        i += 1;
-                        args.get(i).cloned().ok_or(())?
-                    };
-                    let n: usize = val.parse().map_err(|_| ())?;
-                    if c == b'd' {
-                        o.notif = Some(n.min(i32::MAX as usize) as i32);
-                    } else {
-                        o.linelimit = if n == 0 { 0 } else { n.max(48) };
-                    }
+    let mut opts = GetOpt::new(args, "qvbpd:l:");
+    for opt in opts.by_ref() {
+        match opt {
+            Opt::Flag('q') => o.verbosity = 0,
+            Opt::Flag('v') => o.verbosity = 2,
+            Opt::Flag('b') => o.block = true,
+            Opt::Flag(_) => o.ignore_term = true,
+            Opt::Arg(c, val) => {
+                let n: usize = val.parse().map_err(|_| ())?;
+                if c == 'd' {
+                    o.notif = Some(n.min(i32::MAX as usize) as i32);
+                } else {
+                    o.linelimit = if n == 0 { 0 } else { n.max(48) };
                 }
-                _ => return Err(()),
             }
+            Opt::Unknown(_) | Opt::MissingArg(_) => return Err(()),
         }
-        i += 1;
     }
-    o.script = args[i.min(args.len())..].to_vec();
+    o.script = opts.operands().to_vec();
     Ok(o)
 }
 

@@ -11,6 +11,7 @@ use super::glob;
 use super::input::{self, Cutting, Handler};
 use super::logdir::{self, Logdir, OpenError, Processor, Settings, Style};
 use super::stamp::{Kind, Now, Stamper};
+use crate::getopt::{GetOpt, Opt};
 use crate::tai::Family;
 
 /// Command-line options.
@@ -37,60 +38,33 @@ pub fn parse_opts(args: &[String]) -> Result<Opts, String> {
         dirs: Vec::new(),
     };
     let mut tcount = 0;
-    let mut i = 0;
-    while i < args.len() {
-        let a = args[i].as_bytes();
-        if a == b"--" {
-            i += 1;
-            break;
-        }
-        if a.len() < 2 || a[0] != b'-' {
-            break;
-        }
-        let mut j = 1;
-        while j < a.len() {
-            let c = a[j];
-            j += 1;
-            match c {
-                b't' => tcount += 1,
-                b'v' => o.verbose = true,
-                b'r' | b'R' | b'l' | b'b' => {
-                    let val: String = if j < a.len() {
-                        let v = String::from_utf8_lossy(&a[j..]).into_owned();
-                        j = a.len();
-                        v
-                    } else {
-                        i += 1;
-                        args.get(i).cloned().ok_or_else(|| {
-                            format!("option requires an argument -- {}", c as char)
-                        })?
-                    };
-                    match c {
-                        b'r' => {
-                            if val.len() != 1 {
-                                return Err(String::new());
-                            }
-                            o.repl = Some(val.as_bytes()[0]);
-                        }
-                        b'R' => {
-                            o.extra = val.into_bytes();
-                            if o.repl.is_none() {
-                                o.repl = Some(b'_');
-                            }
-                        }
-                        b'l' => {
-                            o.len = val.parse().map_err(|_| String::new())?;
-                            if o.len == 0 {
-                                o.len = 1000;
-                            }
-                        }
-                        _ => o.buflen = val.parse().map_err(|_| String::new())?,
-                    }
+    let mut opts = GetOpt::new(args, "tvr:R:l:b:");
+    for opt in opts.by_ref() {
+        match opt {
+            Opt::Flag('t') => tcount += 1,
+            Opt::Flag(_) => o.verbose = true,
+            Opt::Arg('r', val) => {
+                if val.len() != 1 {
+                    return Err(String::new());
                 }
-                _ => return Err(format!("illegal option -- {}", c as char)),
+                o.repl = Some(val.as_bytes()[0]);
             }
+            Opt::Arg('R', val) => {
+                o.extra = val.into_bytes();
+                if o.repl.is_none() {
+                    o.repl = Some(b'_');
+                }
+            }
+            Opt::Arg('l', val) => {
+                o.len = val.parse().map_err(|_| String::new())?;
+                if o.len == 0 {
+                    o.len = 1000;
+                }
+            }
+            Opt::Arg(_, val) => o.buflen = val.parse().map_err(|_| String::new())?,
+            Opt::MissingArg(c) => return Err(format!("option requires an argument -- {c}")),
+            Opt::Unknown(c) => return Err(format!("illegal option -- {c}")),
         }
-        i += 1;
     }
     o.stamp = match tcount {
         0 => None,
@@ -101,10 +75,7 @@ pub fn parse_opts(args: &[String]) -> Result<Opts, String> {
     if o.buflen <= o.len {
         return Err(String::new());
     }
-    o.dirs = args[i.min(args.len())..]
-        .iter()
-        .map(PathBuf::from)
-        .collect();
+    o.dirs = opts.operands().iter().map(PathBuf::from).collect();
     if o.dirs.is_empty() {
         return Err(String::new());
     }
