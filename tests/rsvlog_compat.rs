@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{TempDir, bin, have_refs};
+use common::{TempDir, bin, have_refs, logdir_content};
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
@@ -81,23 +81,6 @@ fn listing(dir: &Path) -> Vec<(String, u64, u32)> {
     v
 }
 
-/// Archives in name order, then current.
-fn all_content(dir: &Path) -> Vec<u8> {
-    let mut names: Vec<String> = fs::read_dir(dir)
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with('@'))
-        .collect();
-    names.sort();
-    let mut out = Vec::new();
-    for n in names {
-        out.extend(fs::read(dir.join(n)).unwrap());
-    }
-    out.extend(fs::read(dir.join("current")).unwrap_or_default());
-    out
-}
-
 fn lines(n: usize, width: usize) -> Vec<u8> {
     let mut v = Vec::new();
     for i in 0..n {
@@ -155,7 +138,7 @@ fn svlogd_size_rotation_cuts_like_svlogd() {
     }
     let (r, o) = (t.path().join("ref"), t.path().join("ours"));
     assert_eq!(listing(&r), listing(&o));
-    assert_eq!(all_content(&r), all_content(&o));
+    assert_eq!(logdir_content(&r), logdir_content(&o));
     // Cut at exactly s bytes with the default len (1000 >= s).
     let input = lines(30, 11);
     for (name, prog) in [("ref2", PathBuf::from("svlogd")), ("ours2", rsvlog())] {
@@ -166,7 +149,7 @@ fn svlogd_size_rotation_cuts_like_svlogd() {
     }
     let (r, o) = (t.path().join("ref2"), t.path().join("ours2"));
     assert_eq!(listing(&r), listing(&o));
-    assert_eq!(all_content(&o), input);
+    assert_eq!(logdir_content(&o), input);
 }
 
 #[test]
@@ -316,7 +299,7 @@ fn s6_rotation_and_trim_by_count_and_total_size() {
         assert!(a.1 >= 4096 - 2048 && a.1 <= 4096, "{a:?}");
     }
     // every archive and current end with a whole line
-    let all = all_content(&d);
+    let all = logdir_content(&d);
     assert!(input.ends_with(&all));
     assert!(all.starts_with(b"line "));
     // S: total size cap
@@ -351,7 +334,7 @@ fn processors_transform_rotated_files() {
     assert!(s_files.len() >= 2, "{l:?}");
     assert_eq!(s_files[0].1, 100, "{l:?}");
     assert!(!l.iter().any(|x| x.0.ends_with(".u") || x.0.ends_with(".t")));
-    let all = String::from_utf8(all_content(&d)).unwrap();
+    let all = String::from_utf8(logdir_content(&d)).unwrap();
     assert!(all.starts_with("LINE 000000 \nLINE 000001 \n"), "{all}");
     let cur = fs::read(d.join("current")).unwrap();
     let upper = String::from_utf8(input.clone()).unwrap().to_uppercase();
@@ -430,7 +413,7 @@ fn forward_to_stdout_keeps_a_rotated_copy() {
     let (code, out, _) = feed(&rsvlog(), &["1", "n2", "s4096", "./keep"], &input, t.path());
     assert_eq!(code, 0);
     assert_eq!(out, input);
-    let all = all_content(&t.path().join("keep"));
+    let all = logdir_content(&t.path().join("keep"));
     assert!(!all.is_empty() && input.ends_with(&all));
 }
 
@@ -498,7 +481,7 @@ fn s6_execline_processor() {
     let l = listing(&d);
     // Rotations due while the processor runs are postponed, so fewer, larger archives.
     assert!(l.iter().filter(|x| x.0 == "@X.s").count() >= 1, "{l:?}");
-    let all = all_content(&d);
+    let all = logdir_content(&d);
     assert_eq!(all.len(), input.len());
     let upper = String::from_utf8(input.clone()).unwrap().to_uppercase();
     let cur = fs::read(d.join("current")).unwrap();

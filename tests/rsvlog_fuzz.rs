@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{TempDir, bin};
+use common::{TempDir, bin, logdir_content};
 use std::fs;
 use std::io::Write;
 use std::path::Path;
@@ -84,22 +84,6 @@ fn run(cwd: &Path, args: &[String], input: &[u8]) -> (i32, String) {
     )
 }
 
-fn all_content(dir: &Path) -> Vec<u8> {
-    let mut names: Vec<String> = fs::read_dir(dir)
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with('@'))
-        .collect();
-    names.sort();
-    let mut out = Vec::new();
-    for n in names {
-        out.extend(fs::read(dir.join(n)).unwrap());
-    }
-    out.extend(fs::read(dir.join("current")).unwrap_or_default());
-    out
-}
-
 fn no_newlines(b: &[u8]) -> Vec<u8> {
     b.iter().copied().filter(|&c| c != b'\n').collect()
 }
@@ -170,7 +154,7 @@ fn random_configs_and_input_never_panic_nor_lose_lines() {
             let (code, err) = run(t.path(), &["e".to_string()], &input);
             assert_eq!(code, 0, "{cfg:?}: {err}");
             assert!(!err.contains("panicked"));
-            assert_eq!(all_content(&e), expect, "svlogd config {cfg:?}");
+            assert_eq!(logdir_content(&e), expect, "svlogd config {cfg:?}");
         } else {
             let mut script: Vec<String> = (0..r.below(6))
                 .map(|_| r.pick(&s6_words).to_string())
@@ -195,7 +179,7 @@ fn random_configs_and_input_never_panic_nor_lose_lines() {
             args.push("./e".into());
             let (code, err) = run(t.path(), &args, &input);
             assert_eq!(code, 0, "{args:?}: {err}");
-            let got = all_content(&t.path().join("e"));
+            let got = logdir_content(&t.path().join("e"));
             assert_eq!(
                 no_newlines(&got),
                 no_newlines(&expect),

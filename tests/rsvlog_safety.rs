@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Guard, TempDir, bin, wait_for};
+use common::{Guard, TempDir, bin, logdir_content, wait_for};
 use std::fs;
 use std::io::Write;
 use std::os::unix::process::CommandExt;
@@ -42,25 +42,6 @@ fn stderr_of(cwd: &Path) -> String {
     String::from_utf8_lossy(&read(&cwd.join("stderr"))).into_owned()
 }
 
-/// Archives in name order then current.
-fn all_content(dir: &Path) -> Vec<u8> {
-    let Ok(rd) = fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut names: Vec<String> = rd
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with('@'))
-        .collect();
-    names.sort();
-    let mut out = Vec::new();
-    for n in names {
-        out.extend(read(&dir.join(n)));
-    }
-    out.extend(read(&dir.join("current")));
-    out
-}
-
 fn archives(dir: &Path, suffix: &str) -> Vec<String> {
     let mut v: Vec<String> = fs::read_dir(dir)
         .unwrap()
@@ -85,7 +66,8 @@ fn numbered(from: usize, to: usize) -> Vec<u8> {
 
 fn wait_content(p: &Path, want: &[u8]) {
     wait_for(LIMIT, "log content", || {
-        (read(p).ends_with(want) || all_content(p.parent().unwrap()).ends_with(want)).then_some(())
+        (read(p).ends_with(want) || logdir_content(p.parent().unwrap()).ends_with(want))
+            .then_some(())
     });
 }
 
@@ -173,7 +155,7 @@ fn killed_logger_loses_no_acknowledged_line() {
         assert_eq!(read(&d.join("current")), second);
         let mut all = first.clone();
         all.extend_from_slice(&second);
-        assert_eq!(all_content(&d), all);
+        assert_eq!(logdir_content(&d), all);
     }
 }
 
@@ -268,7 +250,7 @@ fn full_disk(args: &[&str], dir: &str, warning: &str) {
     assert_eq!(rc, 0);
     assert_eq!(g.wait_exit(LIMIT).code(), Some(0));
     writer.join().unwrap();
-    assert_eq!(all_content(&t.path().join(dir)), input);
+    assert_eq!(logdir_content(&t.path().join(dir)), input);
 }
 
 #[test]
@@ -412,7 +394,7 @@ fn failing_processor_pauses_input_and_term_keeps_its_input() {
     assert_eq!(g.wait_exit(LIMIT).code(), Some(0));
     drop(stdin);
     // Nothing lost: the unprocessed input stays as .u, the rest is in current.
-    assert_eq!(all_content(&d), input);
+    assert_eq!(logdir_content(&d), input);
     assert!(!archives(&d, ".u").is_empty());
 }
 
@@ -529,8 +511,8 @@ fn slow_processor_does_not_block_input(tag: &str, s6: bool) {
     });
     drop(stdin);
     assert_eq!(g.wait_exit(LIMIT).code(), Some(0));
-    assert_eq!(all_content(&d).len(), input.len());
-    assert!(all_content(&d) == *input, "lines lost or reordered");
+    assert_eq!(logdir_content(&d).len(), input.len());
+    assert!(logdir_content(&d) == *input, "lines lost or reordered");
     assert!(archives(&d, ".u").is_empty());
     assert!(!d.join("previous").exists() && !d.join("processed").exists());
 }
@@ -566,6 +548,6 @@ fn sleeping_processor_keeps_lines_in_order() {
     assert_eq!(g.wait_exit(LIMIT).code(), Some(0));
     // With svlogd's blocking rule this would take ~1 s per 5000 bytes (hundreds of seconds).
     assert!(t0.elapsed() < Duration::from_secs(15), "{:?}", t0.elapsed());
-    assert!(all_content(&d) == input, "lines lost or reordered");
+    assert!(logdir_content(&d) == input, "lines lost or reordered");
     assert!(archives(&d, ".u").is_empty());
 }

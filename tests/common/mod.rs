@@ -187,3 +187,23 @@ pub fn run(cmd: &mut Command, limit: Duration) -> (i32, String, String) {
         }
     }
 }
+
+/// What a log directory holds, in order: the archives (`@…`) by name, then `current`.
+/// A missing directory or `current` counts as empty.
+pub fn logdir_content(dir: &Path) -> Vec<u8> {
+    let Ok(rd) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = rd
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('@'))
+        .collect();
+    names.sort();
+    let mut out = Vec::new();
+    for n in names {
+        out.extend(fs::read(dir.join(n)).unwrap_or_default());
+    }
+    out.extend(fs::read(dir.join("current")).unwrap_or_default());
+    out
+}
