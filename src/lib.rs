@@ -4,6 +4,8 @@
 
 pub mod control;
 pub mod diag;
+pub mod envdir;
+pub mod extstate;
 pub mod fifodir;
 pub mod getopt;
 pub mod lock;
