@@ -8,6 +8,7 @@
 //!
 //! ```text
 //! restarts 3
+//! ready 1
 //! exits exit:1 exit:1 signal:9
 //! backoff_ms 4000
 //! next_try_ms 1795000000000
@@ -70,6 +71,9 @@ impl Health {
 pub struct ExtState {
     /// Starts of `run` after the first one, since the supervisor started.
     pub restarts: u64,
+    /// `run` is up and ready: it notified readiness (`notification-fd`), or its `check`
+    /// passed, or it is simply up when the service dir has neither.
+    pub ready: bool,
     /// The last ends of `run`, newest first, at most [`MAX_EXITS`].
     pub exits: Vec<Ended>,
     /// Current crash-loop delay (0 = not backing off).
@@ -145,8 +149,9 @@ impl ExtState {
     pub fn encode(&self) -> String {
         let exits: Vec<String> = self.exits.iter().map(|e| ended_token(*e)).collect();
         let mut s = format!(
-            "restarts {}\nexits {}\nbackoff_ms {}\nnext_try_ms {}\ngave_up {}\nessential {}\n",
+            "restarts {}\nready {}\nexits {}\nbackoff_ms {}\nnext_try_ms {}\ngave_up {}\nessential {}\n",
             self.restarts,
+            u8::from(self.ready),
             exits.join(" "),
             self.backoff_ms,
             self.next_try_ms,
@@ -173,6 +178,7 @@ impl ExtState {
             let (key, val) = line.split_once(' ').unwrap_or((line, ""));
             match key {
                 "restarts" => st.restarts = val.parse().unwrap_or(0),
+                "ready" => st.ready = val == "1",
                 "exits" => st.exits = val.split_whitespace().filter_map(parse_ended).collect(),
                 "backoff_ms" => st.backoff_ms = val.parse().unwrap_or(0),
                 "next_try_ms" => st.next_try_ms = val.parse().unwrap_or(0),
@@ -218,6 +224,7 @@ mod tests {
     fn round_trip() {
         let mut st = ExtState {
             restarts: 7,
+            ready: true,
             backoff_ms: 4000,
             next_try_ms: 1_795_000_000_123,
             gave_up: true,
