@@ -370,3 +370,67 @@ fn ready_flag() {
     wait_for(T, "ready", || ext(&sd).filter(|e| e.ready));
     sup.stop();
 }
+
+fn example(pattern: &str, t: &TempDir) -> std::path::PathBuf {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("servicedirs-examples")
+        .join(pattern);
+    let dst = t.path().join(pattern);
+    let (c, _, err) = common::run(
+        std::process::Command::new("cp")
+            .arg("-a")
+            .arg(&src)
+            .arg(&dst),
+        T,
+    );
+    assert_eq!(c, 0, "{err}");
+    assert!(dst.join("README.md").is_file());
+    dst
+}
+
+/// servicedirs-examples/essential/app: exits 3 after a while; its supervisor exits 99.
+#[test]
+fn example_essential_app() {
+    let t = TempDir::new("exess");
+    let dir = example("essential", &t);
+    assert!(dir.join("app/essential").exists() && !dir.join("helper/essential").exists());
+    let mut sup = Sup::start("s6", &dir, "app");
+    let st = sup.g.wait_exit(T);
+    assert_eq!(st.code(), Some(99), "{}", sup.err());
+    let e = ext(&dir.join("app")).unwrap();
+    assert_eq!(
+        (e.final_exit, e.exits.clone()),
+        (Some(3), vec![Ended::Exited(3)])
+    );
+}
+
+/// servicedirs-examples/backoff/flaky: the files are valid, and the second quick death is
+/// followed by a 2-s delay.
+#[test]
+fn example_backoff_flaky() {
+    let t = TempDir::new("exbo");
+    let dir = example("backoff", &t);
+    let sd = dir.join("flaky");
+    let give_up = fs::read(sd.join("give-up")).unwrap();
+    assert_eq!(rsv::svdir::parse_give_up(&give_up), Some((5, 60)));
+    assert_eq!(
+        rsv::svdir::parse_uint(&fs::read(sd.join("backoff-max")).unwrap()),
+        Some(8000)
+    );
+    let sup = Sup::start("s6", &dir, "flaky");
+    let e = wait_for(T, "a 2-s backoff", || {
+        ext(&sd).filter(|e| e.backoff_ms == 2000 && e.next_try_ms != 0)
+    });
+    assert_eq!(e.exits, [Ended::Exited(1), Ended::Exited(1)]);
+    assert_eq!(sup.stop(), 0);
+    assert_eq!(sup_err_warnings(&dir), "");
+}
+
+fn sup_err_warnings(dir: &Path) -> String {
+    fs::read_to_string(dir.join("flaky.stderr"))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("warning"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
