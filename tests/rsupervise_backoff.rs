@@ -88,8 +88,7 @@ fn crash_loop(mode: &str) {
         let (next, backoff) = pending
             .iter()
             .copied()
-            .filter(|p| p.0 <= start + SLACK_MS)
-            .last()
+            .rfind(|p| p.0 <= start + SLACK_MS)
             .unwrap_or_else(|| panic!("no pending start before start {k}: {pending:?}"));
         near(*start, next, &format!("start {k} vs next_try_ms"));
         assert_eq!(backoff, [1000, 2000, 4000][k - 1], "{pending:?}");
