@@ -816,7 +816,7 @@ impl Machine {
         out: &mut Vec<Action>,
     ) {
         self.state = State::Down;
-        let final_stop = self.final_stop_check(finish_code, finish_failed, now, files);
+        let (final_stop, gave_up) = self.final_stop_check(finish_code, finish_failed, now, files);
         match self.mode {
             Mode::S6 => {
                 self.ready = true;
@@ -827,7 +827,7 @@ impl Machine {
                 }
                 out.push(Action::WriteStatus);
                 out.push(Action::Broadcast(
-                    match (finish_failed, permanent || self.gave_up) {
+                    match (finish_failed, permanent || gave_up) {
                         (true, _) => b"dD",
                         (false, true) => b"OD",
                         (false, false) => b"D",
@@ -870,42 +870,52 @@ impl Machine {
 
     /// At the end of a death of run: applies `give-up` and decides whether an `essential`
     /// service has stopped for good (then `final_exit` is set and want is down).
+    /// Returns (final stop, gave up just now).
     fn final_stop_check(
         &mut self,
         finish_code: i32,
         finish_failed: bool,
         now: Now,
         files: &mut dyn Files,
-    ) -> bool {
-        if self.last || self.want != Want::Up {
-            return false;
-        }
-        let give_up = files.give_up();
+    ) -> (bool, bool) {
         let natural = std::mem::take(&mut self.natural_death);
-        if natural {
-            if let Some((count, secs)) = give_up {
+        let give_up = files.give_up();
+        // Keep only the deaths that the give-up rule can still count.
+        match give_up {
+            Some((count, secs)) => {
                 let since = now.mono_ms.saturating_sub(secs.saturating_mul(1000));
                 self.deaths.retain(|&t| t >= since);
-                if self.deaths.len() >= count as usize {
-                    self.gave_up = true;
-                    self.want = Want::Down;
-                    self.deaths.clear();
-                }
+                let excess = self.deaths.len().saturating_sub(count as usize);
+                self.deaths.drain(..excess);
+            }
+            None => self.deaths.clear(),
+        }
+        if self.last || self.want != Want::Up {
+            return (false, false);
+        }
+        let mut gave_up_now = false;
+        if let Some((count, _)) = give_up {
+            if natural && self.deaths.len() >= count as usize {
+                gave_up_now = true;
+                self.gave_up = true;
+                self.want = Want::Down;
+                self.deaths.clear();
             }
         }
         if self.is_log || !files.essential() {
-            return false;
+            return (false, gave_up_now);
         }
         let permanent = finish_code == 125 && !finish_failed;
         // Without give-up, the first end of run on its own is final.
         let first_end = give_up.is_none() && natural;
-        if !(self.gave_up || permanent || first_end) {
-            return false;
+        if !(gave_up_now || permanent || first_end) {
+            return (false, gave_up_now);
         }
         self.want = Want::Down;
         self.final_exit = Some(crate::extstate::exit_code(Ended::from_wstat(self.wstat)));
-        true
+        (true, gave_up_now)
     }
+
     /// Schedules the automatic restart: at `base` (the mode's own 1-s rule), or later when
     /// the crash-loop delay after the previous start says so.
     fn schedule_backoff(
