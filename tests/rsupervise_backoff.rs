@@ -80,6 +80,7 @@ fn crash_loop(mode: &str) {
     let sup = Sup::start(mode, t.path(), "svc");
     let (st, pending) = watch(&sd, 4, Duration::from_secs(20));
     let gaps: Vec<i64> = st.windows(2).map(|w| w[1] - w[0]).collect();
+    eprintln!("{mode}: gaps between starts {gaps:?} ms, pending {pending:?}");
     near(gaps[0], 1000, "first gap (the 1-s rule)");
     near(gaps[1], 2000, "second gap");
     near(gaps[2], 4000, "third gap");
