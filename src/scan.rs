@@ -158,8 +158,9 @@ fn fatal(prog: &str, msg: &str) -> ! {
     crate::diag::fatal(prog, EXIT_SYS, msg)
 }
 
-/// The supervisor program: `rsupervise` in our own executable's directory, else `rsupervise`
-/// looked up through $PATH.
+/// The supervisor program: `rsupervise` in our own executable's directory, else our own
+/// executable when it is the multi-call binary (started as `rsupervise` through argv[0]),
+/// else `rsupervise` looked up through $PATH.
 fn default_supervisor() -> PathBuf {
     if let Ok(exe) = fs::read_link("/proc/self/exe") {
         if let Some(d) = exe.parent() {
@@ -167,6 +168,9 @@ fn default_supervisor() -> PathBuf {
             if p.is_file() {
                 return p;
             }
+        }
+        if crate::multicall::active() {
+            return exe;
         }
     }
     PathBuf::from("rsupervise")
@@ -612,6 +616,10 @@ impl Scanner {
             Mode::Runit => "runit",
         };
         let mut cmd = Command::new(&self.sup_path);
+        if self.opts.supervisor.is_none() {
+            // The multi-call binary picks the program from argv[0].
+            cmd.arg0("rsupervise");
+        }
         cmd.args(["--compat", mode, "--", &s.name]);
         if self.opts.setsid {
             // SAFETY: setsid is async-signal-safe; called in the child between fork and exec.

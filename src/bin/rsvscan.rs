@@ -12,7 +12,7 @@ fn num(prog: &str, v: Option<String>) -> u64 {
         .unwrap_or_else(|| diag::usage(prog, USAGE))
 }
 
-fn main() {
+pub(crate) fn main() {
     let prog = diag::invoked_as("rsvscan");
     let args: Vec<String> = diag::args_utf8(&prog);
     if prog == "runsvdir" {
