@@ -511,3 +511,67 @@ fn usage_errors() {
     );
     assert_eq!(code, 4, "{err}");
 }
+
+#[test]
+fn bound_exceeded_keeps_the_main_commands_code() {
+    if !unshare_ok() {
+        return;
+    }
+    let t = TempDir::new("main-bound");
+    let svc = t.path().join("svc");
+    // A service that ignores SIGTERM: the stop needs the -T bound and SIGKILL.
+    script(
+        &svc.join("stubborn/run"),
+        "#!/bin/sh\ntrap '' TERM\necho > ../../stubborn.up\nwhile :; do sleep 0.05; done\n",
+    );
+    let t0 = std::time::Instant::now();
+    let (code, _, err) = run(
+        &mut ns_cmd(
+            t.path(),
+            &[
+                "-T",
+                "500",
+                "svc",
+                "--",
+                "sh",
+                "-c",
+                "while [ ! -e stubborn.up ]; do sleep 0.02; done; exit 3",
+            ],
+        ),
+        20 * SEC,
+    );
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("shutdown bound of 500 ms exceeded"), "{err}");
+    assert!(t0.elapsed() < 10 * SEC);
+}
+
+/// rsvscanctl still works in main-command mode: a stop asked for that way sends CMD
+/// SIGTERM with the services, and CMD's own code is the exit code.
+#[test]
+fn stop_by_control_command_ends_the_main_command() {
+    if !unshare_ok() {
+        return;
+    }
+    let t = TempDir::new("main-ctl");
+    let svc = t.path().join("svc");
+    sleeper_with_finish(&svc, "a");
+    script(
+        &t.path().join("cmd"),
+        "#!/bin/sh\ntrap 'exit 21' TERM\nwhile :; do sleep 0.05; done\n",
+    );
+    let mut bg = Bg::start(
+        &mut ns_cmd(t.path(), &["svc", "--", "./cmd"]),
+        &t.path().join("err"),
+    );
+    wait_listening(&svc);
+    wait_up(&svc.join("a"), 10 * SEC);
+    let (rc, _, e) = run(
+        Command::new(bin("rsvscanctl")).args(["-t"]).arg(&svc),
+        5 * SEC,
+    );
+    assert_eq!(rc, 0, "{e}");
+    let code = bg.wait_code(15 * SEC);
+    let err = fs::read_to_string(t.path().join("err")).unwrap_or_default();
+    assert_eq!(code, 21, "{err}");
+    assert!(t.path().join("a.finished").exists(), "{err}");
+}
