@@ -575,3 +575,57 @@ fn stop_by_control_command_ends_the_main_command() {
     assert_eq!(code, 21, "{err}");
     assert!(t.path().join("a.finished").exists(), "{err}");
 }
+
+/// servicedirs-examples/main-command behaves as its README says.
+#[test]
+fn main_command_example_runs() {
+    if !unshare_ok() {
+        return;
+    }
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("servicedirs-examples/main-command");
+    let t = TempDir::new("main-example");
+    let (rc, _, e) = run(
+        Command::new("cp")
+            .arg("-a")
+            .arg(&src)
+            .arg(t.path().join("mc")),
+        10 * SEC,
+    );
+    assert_eq!(rc, 0, "{e}");
+    let d = t.path().join("mc");
+    for s in [
+        "app",
+        "services/db/run",
+        "services/db/finish",
+        "services/worker/run",
+    ] {
+        let (rc, _, e) = run(Command::new("sh").arg("-n").arg(d.join(s)), 10 * SEC);
+        assert_eq!(rc, 0, "{s}: {e}");
+    }
+    let path = format!(
+        "{}:{}",
+        bin("rsvscan").parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let (code, out, err) = run(
+        ns_cmd(&d, &["--wait-ready", "10000", "services", "--", "./app"])
+            .env("PATH", &path)
+            .env("DB_DIR", "services/db")
+            .env("APP_SECONDS", "1")
+            .env("APP_EXIT", "4"),
+        30 * SEC,
+    );
+    assert_eq!(code, 4, "{out}{err}");
+    let serving = out.find("app: the db is ready, serving").expect(&out);
+    let stopped = out.find("db: stopped (256 15 db)").expect(&out);
+    assert!(serving < stopped, "{out}");
+    assert!(out.contains("worker: stopped"), "{out}");
+    // Without --wait-ready the app starts before the db is ready.
+    let (code, out, err) = run(
+        ns_cmd(&d, &["services", "--", "./app"])
+            .env("PATH", &path)
+            .env("DB_DIR", "services/db"),
+        30 * SEC,
+    );
+    assert_eq!(code, 3, "{out}{err}");
+}
