@@ -629,3 +629,39 @@ fn main_command_example_runs() {
     );
     assert_eq!(code, 3, "{out}{err}");
 }
+
+/// In s6 mode `.s6-svscan/finish` still runs at the end, but the main command's code is
+/// kept (finish runs as a child instead of replacing rsvscan).
+#[test]
+fn s6_finish_runs_and_the_code_is_kept() {
+    if !unshare_ok() {
+        return;
+    }
+    let t = TempDir::new("main-finish");
+    let svc = t.path().join("svc");
+    sleeper_with_finish(&svc, "a");
+    script(
+        &svc.join(".s6-svscan/finish"),
+        "#!/bin/sh\necho finish > ../scanner.finished\nexit 0\n",
+    );
+    let (code, _, err) = run(
+        &mut ns_cmd(
+            t.path(),
+            &[
+                "svc",
+                "--",
+                "sh",
+                "-c",
+                "while [ ! -e a.up ]; do sleep 0.02; done; exit 6",
+            ],
+        ),
+        20 * SEC,
+    );
+    assert_eq!(code, 6, "{err}");
+    assert_eq!(
+        fs::read_to_string(t.path().join("scanner.finished")).unwrap_or_default(),
+        "finish\n",
+        "{err}"
+    );
+    assert!(t.path().join("a.finished").exists());
+}

@@ -553,3 +553,133 @@ pub fn plain_init(opts: Options) -> i32 {
         let _ = poll(&mut fds, to);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::status::{RunitStatus, S6Status};
+    use crate::tai::Tai64N;
+
+    struct Tmp(PathBuf);
+    impl Drop for Tmp {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+    fn tmp(tag: &str) -> Tmp {
+        let p = std::env::temp_dir().join(format!("rsv-unit-{tag}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&p);
+        fs::create_dir_all(p.join("supervise")).unwrap();
+        Tmp(p)
+    }
+
+    #[test]
+    fn which_signals_are_forwarded() {
+        for s in [
+            libc::SIGTERM,
+            libc::SIGINT,
+            libc::SIGHUP,
+            libc::SIGQUIT,
+            libc::SIGUSR1,
+            libc::SIGUSR2,
+            libc::SIGWINCH,
+            libc::SIGALRM,
+            libc::SIGABRT,
+        ] {
+            assert!(forwarded(s), "{s}");
+        }
+        for s in [libc::SIGCHLD, libc::SIGPIPE, libc::SIGTTIN, libc::SIGTTOU] {
+            assert!(!forwarded(s), "{s}");
+        }
+    }
+
+    #[test]
+    fn exit_codes() {
+        let p = Pid::from_raw(5);
+        assert_eq!(code_of(&WaitStatus::Exited(p, 3)), Some(3));
+        assert_eq!(
+            code_of(&WaitStatus::Signaled(p, nix::sys::signal::SIGKILL, false)),
+            Some(137)
+        );
+        assert_eq!(code_of(&WaitStatus::StillAlive), None);
+        let nf = io::Error::from_raw_os_error(libc::ENOENT);
+        let acc = io::Error::from_raw_os_error(libc::EACCES);
+        assert_eq!(spawn_error_code(&nf), 127);
+        assert_eq!(spawn_error_code(&acc), 126);
+    }
+
+    #[test]
+    fn readiness_from_state_files() {
+        let t = tmp("ready");
+        let sd = t.0.as_path();
+        let sup = sd.join("supervise");
+        let since = SystemTime::now();
+        assert!(!service_ready(sd, since), "no files");
+
+        // s6 status: up without notification-fd is ready; with it, the flag decides.
+        let mut s6 = S6Status {
+            pid: 42,
+            wantup: true,
+            ..Default::default()
+        };
+        status::write_atomic(&sup, "status", &s6.encode(), 0o644).unwrap();
+        assert!(service_ready(sd, since));
+        fs::write(sd.join("notification-fd"), "3\n").unwrap();
+        assert!(!service_ready(sd, since));
+        s6.ready = true;
+        status::write_atomic(&sup, "status", &s6.encode(), 0o644).unwrap();
+        assert!(service_ready(sd, since));
+        s6.finishing = true;
+        status::write_atomic(&sup, "status", &s6.encode(), 0o644).unwrap();
+        assert!(!service_ready(sd, since), "finishing is not up");
+
+        // runit status: state run.
+        let r = RunitStatus {
+            stamp: Tai64N::default(),
+            pid: 42,
+            paused: false,
+            want_up: true,
+            got_term: false,
+            state: RunitState::Run,
+        };
+        status::write_atomic(&sup, "status", &r.encode(), 0o644).unwrap();
+        assert!(service_ready(sd, since));
+
+        // rsv-state decides when present.
+        let st = extstate::ExtState {
+            ready: false,
+            ..Default::default()
+        };
+        extstate::write(&sup, &st).unwrap();
+        assert!(!service_ready(sd, since));
+        let st = extstate::ExtState {
+            ready: true,
+            ..Default::default()
+        };
+        extstate::write(&sup, &st).unwrap();
+        assert!(service_ready(sd, since));
+
+        // Files older than `since` are left over from an earlier run.
+        let old = since - Duration::from_secs(60);
+        for f in ["status", extstate::FILE] {
+            fs::File::options()
+                .write(true)
+                .open(sup.join(f))
+                .unwrap()
+                .set_modified(old)
+                .unwrap();
+        }
+        assert!(!service_ready(sd, since), "stale files");
+    }
+
+    #[test]
+    fn final_exit_is_read_from_rsv_state() {
+        let t = tmp("final");
+        let sup = t.0.join("supervise");
+        assert!(final_exit(&sup).is_err());
+        fs::write(sup.join(extstate::FILE), "essential 1\n").unwrap();
+        assert_eq!(final_exit(&sup), Err("no final_exit in it".to_string()));
+        fs::write(sup.join(extstate::FILE), "essential 1\nfinal_exit 7\n").unwrap();
+        assert_eq!(final_exit(&sup), Ok(7));
+    }
+}
