@@ -480,6 +480,64 @@ fn essential_service_takes_everything_down_with_its_code() {
     }
 }
 
+/// The same with the real supervisor: `run` ends by itself (exit code or signal), the
+/// supervisor exits 99, rsvscan stops the rest in order and exits with the service's code.
+#[test]
+fn essential_service_end_to_end_with_rsupervise() {
+    if !unshare_ok() {
+        return;
+    }
+    let t = TempDir::new("essential-e2e");
+    let svc = t.path().join("svc");
+    sleeper_with_finish(&svc, "other");
+    fs::create_dir_all(svc.join("ess")).unwrap();
+    fs::write(svc.join("ess/essential"), "").unwrap();
+    let sup = bin("rsupervise");
+    let sup = sup.to_str().unwrap();
+    let cases: [(&str, &str, i32, Vec<&str>); 3] = [
+        ("s6 exit 5", "exit 5", 5, vec!["svc"]),
+        (
+            "runit exit 5",
+            "exit 5",
+            5,
+            vec!["--compat", "runit", "svc"],
+        ),
+        (
+            "s6 killed by SIGTERM, with CMD",
+            "kill -TERM $$",
+            143,
+            vec!["svc", "--", "sleep", "1000"],
+        ),
+    ];
+    for (what, end, code_want, extra) in cases {
+        for f in ["go", "other.finished", "other.up"] {
+            let _ = fs::remove_file(t.path().join(f));
+        }
+        let _ = fs::remove_dir_all(svc.join("ess/supervise"));
+        let _ = fs::remove_dir_all(svc.join("other/supervise"));
+        script(
+            &svc.join("ess/run"),
+            &format!("#!/bin/sh\nwhile [ ! -e ../../go ]; do sleep 0.02; done\n{end}\n"),
+        );
+        let mut args: Vec<&str> = vec!["--supervisor", sup];
+        args.extend(extra);
+        let mut bg = Bg::start(&mut ns_cmd(t.path(), &args), &t.path().join("err"));
+        wait_up(&svc.join("other"), 10 * SEC);
+        wait_up(&svc.join("ess"), 10 * SEC);
+        fs::write(t.path().join("go"), "").unwrap();
+        let code = bg.wait_code(15 * SEC);
+        let err = fs::read_to_string(t.path().join("err")).unwrap_or_default();
+        assert_eq!(code, code_want, "{what}: {err}");
+        let st = rsv::extstate::read(&svc.join("ess/supervise")).unwrap();
+        assert_eq!(st.final_exit, Some(code_want), "{what}");
+        assert!(st.essential, "{what}");
+        assert!(
+            t.path().join("other.finished").exists(),
+            "{what}: other not stopped in order; {err}"
+        );
+    }
+}
+
 #[test]
 fn usage_errors() {
     let t = TempDir::new("main-usage");

@@ -34,9 +34,7 @@ use crate::status::{self, AnyStatus, RunitState};
 use crate::svdir::errtext;
 
 /// Exit status of a supervisor whose essential service stopped for good.
-// Until the supervisor side lands this mirrors `supervise::EXIT_ESSENTIAL` (99, decided for
-// issue 6); at merge, use that constant instead.
-pub const EXIT_ESSENTIAL: i32 = 99;
+pub use crate::supervise::EXIT_ESSENTIAL;
 
 /// Exit code when CMD cannot be found (as a shell's).
 pub const EXIT_NOT_FOUND: i32 = 127;
