@@ -1065,6 +1065,112 @@ mod tests {
         assert_eq!(service_name(Path::new("/")), "/");
     }
 
+    fn view(up: bool, wantup: bool, wstat: u16) -> View {
+        let stamp = Tai64N::from_unix(1_800_000_000, 0, Family::S6);
+        View::from_status(crate::status::AnyStatus::S6(crate::status::S6Status {
+            stamp,
+            readystamp: stamp,
+            pid: if up { 42 } else { 0 },
+            wstat,
+            paused: false,
+            finishing: false,
+            wantup,
+            ready: false,
+        }))
+    }
+
+    #[test]
+    fn long_options() {
+        let a = parse_args(&v(&["--prom", "a"]), true).unwrap();
+        assert!(a.prom && !a.json && !a.ready);
+        let a = parse_args(&v(&["a", "--ready"]), true).unwrap();
+        assert!(a.ready && a.dirs == v(&["a"]));
+        // s6-svstat knows none of them.
+        assert_eq!(
+            parse_args(&v(&["--prom", "a"]), false),
+            Err(ArgError::Usage)
+        );
+    }
+
+    #[test]
+    fn rsv_state_items() {
+        let now_ms = 1_800_000_000_000;
+        let mut e = ExtState {
+            restarts: 3,
+            exits: vec![Ended::Exited(1), Ended::Signaled(9)],
+            backoff_ms: 4000,
+            next_try_ms: now_ms + 3001,
+            ..Default::default()
+        };
+        let down = view(false, true, 0x100);
+        assert_eq!(
+            ext_items(&down, &e, None, true, now_ms, false),
+            [
+                "throttled, next try in 4s",
+                "3 restarts",
+                "last exits: 1 SIGKILL"
+            ]
+        );
+        // No live supervisor, or the time has passed: not throttled.
+        assert_eq!(
+            ext_items(&down, &e, None, false, now_ms, true),
+            Vec::<String>::new()
+        );
+        assert!(throttle_left(&down, &e, true, now_ms + 3001).is_none());
+        e.gave_up = true;
+        e.restarts = 1;
+        let given_up = view(false, false, 0x100);
+        assert_eq!(
+            ext_items(&given_up, &e, Some((1, 1)), true, now_ms, false),
+            [
+                "gave up after 1 death in 1 second",
+                "1 restart",
+                "last exits: 1 SIGKILL"
+            ]
+        );
+        assert_eq!(
+            ext_items(&given_up, &e, None, true, now_ms, true),
+            ["gave up"]
+        );
+        let e = ExtState {
+            health: Health::Unhealthy,
+            health_failures: 1,
+            health_output: "bad\tthing".into(),
+            ..Default::default()
+        };
+        let up = view(true, true, 0);
+        assert_eq!(
+            ext_items(&up, &e, None, true, now_ms, false),
+            ["unhealthy (1 failure): bad thing"]
+        );
+        let e = ExtState {
+            health: Health::Starting,
+            ..Default::default()
+        };
+        assert_eq!(
+            ext_items(&up, &e, None, true, now_ms, false),
+            ["health starting"]
+        );
+        assert!(ext_items(&down, &e, None, true, now_ms, false).is_empty());
+    }
+
+    #[test]
+    fn give_up_files() {
+        let d = std::env::temp_dir().join(format!("rsv-unit-giveup-{}", std::process::id()));
+        fs::create_dir_all(&d).unwrap();
+        for (text, want) in [
+            ("5 60\n", Some((5, 60))),
+            ("5\n", None),
+            ("5 60 7\n", None),
+            ("x 60\n", None),
+        ] {
+            fs::write(d.join("give-up"), text).unwrap();
+            assert_eq!(give_up_rule(&d), want, "{text:?}");
+        }
+        fs::remove_dir_all(&d).unwrap();
+        assert_eq!(give_up_rule(&d), None);
+    }
+
     #[test]
     fn json_escapes() {
         let mut s = String::new();

@@ -1211,3 +1211,87 @@ fn reference_supervisors_give_todays_output() {
     // The probe: runit up = ready; s6 without notification-fd: up = ready.
     assert_eq!(rsvstat(&["--ready", p(&scan)]).0, 0);
 }
+
+// ---------------------------------------------------------------------------------------
+// The example scan dir, under rsvscan in a pid namespace.
+
+#[path = "common/scan.rs"]
+mod scan;
+
+fn copy_tree(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for e in fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dst = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&e.path(), &dst);
+        } else {
+            fs::copy(e.path(), &dst).unwrap();
+        }
+    }
+}
+
+#[test]
+fn the_status_example_runs_and_probes() {
+    if !scan::unshare_ok() {
+        return;
+    }
+    let t = TempDir::new("tree-example");
+    let dir = t.path().join("status");
+    copy_tree(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("servicedirs-examples/status"),
+        &dir,
+    );
+    let bindir = bin("rsvlog").parent().unwrap().to_path_buf();
+    let path = format!(
+        "PATH={}:{}",
+        bindir.display(),
+        std::env::var("PATH").unwrap()
+    );
+    let args: Vec<std::ffi::OsString> = vec![
+        path.into(),
+        bin("rsvscan").into(),
+        "--supervisor".into(),
+        bin("rsupervise").into(),
+        dir.clone().into(),
+    ];
+    let _ns = scan::start_ns_prog(
+        Path::new("/usr/bin/env"),
+        &args,
+        &dir,
+        &t.path().join("err"),
+    );
+    let d = p(&dir);
+    // api notifies after a second; worker and its logger come up; flaky stays down.
+    let (c, out, err) = wait_for(T, "the tree ready", || {
+        let r = rsvstat(&["--ready", d]);
+        (r.0 == 0).then_some(r)
+    });
+    assert_eq!((c, out.as_str(), err.as_str()), (0, "", ""));
+    let (_, out, _) = rsvstat(&["--json", d]);
+    let j = assert_valid(&out);
+    let J::Arr(items) = j else { panic!("{out}") };
+    let names: Vec<&J> = items.iter().map(|o| o.get("name")).collect();
+    assert_eq!(
+        names,
+        ["api", "flaky", "worker", "worker/log"]
+            .iter()
+            .map(|n| J::Str(n.to_string()))
+            .collect::<Vec<_>>()
+            .iter()
+            .collect::<Vec<_>>()
+    );
+    parse_prom(&rsvstat(&["--prom", d]).1);
+    // flaky asked up: it crash-loops, and the probe says so.
+    let (c, _, e) = run(
+        Command::new(bin("rsvc")).args(["-u", p(&dir.join("flaky"))]),
+        T,
+    );
+    assert_eq!(c, 0, "{e}");
+    let out = wait_for(T, "flaky not ready", || {
+        let r = rsvstat(&["--ready", d]);
+        (r.0 == 1).then_some(r.1)
+    });
+    assert!(out.starts_with("flaky: not ready: "), "{out}");
+    assert_eq!(out.lines().count(), 1, "{out}");
+}
