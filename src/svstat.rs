@@ -660,7 +660,12 @@ impl Info {
                     state,
                     pid,
                     format!("{}s", secs_between(v.stamp, now)),
-                    if self.ready() { "yes" } else { "no" },
+                    // Without rsv-state: the raw s6 flag, as the table always showed it.
+                    if self.ext.is_some() && self.ready() || self.ext.is_none() && v.ready {
+                        "yes"
+                    } else {
+                        "no"
+                    },
                     if v.wantup { "up" } else { "down" },
                     last
                 )

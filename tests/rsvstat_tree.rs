@@ -210,6 +210,8 @@ fn tree(tag: &str) -> Tree {
     });
     pids.insert("web", s.freeze_when("web up", up).pid);
     pids.insert("web/log", View::read(&scan.join("web/log")).unwrap().pid);
+    // The logger has no rsv-state in this tree, whatever the supervisor writes.
+    let _ = fs::remove_file(scan.join("web/log/supervise/rsv-state"));
     write_state(
         &s.dir,
         &format!(
@@ -1071,7 +1073,7 @@ fn ready_probe_exit_codes() {
     api.freeze_when("api ready", |v| v.up && v.ready);
     let mut idle = Sup::start(&scan.join("idle"), false);
     idle.freeze_when("idle down", |v| !v.up && !v.wantup);
-    for sd in ["web", "api", "idle"] {
+    for sd in ["web", "web/log", "api", "idle"] {
         let _ = fs::remove_file(scan.join(sd).join("supervise/rsv-state"));
     }
     let probe = |args: &[&str]| {
