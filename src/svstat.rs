@@ -1,9 +1,12 @@
 //! `rsvstat` and `rsvok`: read a service's state.
 //!
 //! One service dir: s6-svstat's human line or machine fields (`-uwNrpest`, `-o`), for s6 and
-//! runit status files. Several dirs or a scan dir: a table, one service per line. `--json`:
-//! the same data as JSON. Started as `s6-svstat` / `s6-svok`, the programs behave exactly as
-//! s6's (fcntl lock probe only, 35-byte status only, s6's messages).
+//! runit status files, and after the line what rsv's `supervise/rsv-state` adds (throttling,
+//! give-up, restarts, recent exits, health). Several dirs or a scan dir: a table, one service
+//! per line. `--json`: the same data as JSON (schema: docs/status-schema.json); `--prom`:
+//! Prometheus metrics (module `prom`); `--ready`: a probe (module `probe`). The formats are
+//! described in docs/status.md. Started as `s6-svstat` / `s6-svok`, the programs behave
+//! exactly as s6's (fcntl lock probe only, 35-byte status only, s6's messages, no rsv-state).
 
 use std::fmt::Write as _;
 use std::fs;
