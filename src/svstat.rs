@@ -1,17 +1,24 @@
 //! `rsvstat` and `rsvok`: read a service's state.
 //!
 //! One service dir: s6-svstat's human line or machine fields (`-uwNrpest`, `-o`), for s6 and
-//! runit status files. Several dirs or a scan dir: a table, one service per line. `--json`:
-//! the same data as JSON. Started as `s6-svstat` / `s6-svok`, the programs behave exactly as
-//! s6's (fcntl lock probe only, 35-byte status only, s6's messages).
+//! runit status files, and after the line what rsv's `supervise/rsv-state` adds (throttling,
+//! give-up, restarts, recent exits, health). Several dirs or a scan dir: a table, one service
+//! per line. `--json`: the same data as JSON (schema: docs/status-schema.json); `--prom`:
+//! Prometheus metrics (module `prom`); `--ready`: a probe (module `probe`). The formats are
+//! described in docs/status.md. Started as `s6-svstat` / `s6-svok`, the programs behave
+//! exactly as s6's (fcntl lock probe only, 35-byte status only, s6's messages, no rsv-state).
 
 use std::fmt::Write as _;
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
+mod probe;
+mod prom;
+
 use crate::control::errstr;
 use crate::diag::{EXIT_SYS, EXIT_USAGE};
+use crate::extstate::{self, ExtState, Health};
 use crate::lock;
 use crate::status::Ended;
 use crate::svview::{self, Format, View, has_down_file, last_death, secs_between};
@@ -35,7 +42,7 @@ pub const FIELDS: [&str; 13] = [
 ];
 
 const S6_USAGE: &str = "s6-svstat [ -uwNrpest | -o up,wantedup,normallyup,ready,paused,pid,exitcode,signal,signum,updownsince,readysince,updownfor,readyfor ] [ -n ] servicedir";
-const RSV_USAGE: &str = "rsvstat [ -uwNrpest | -o up,wantedup,normallyup,ready,paused,pid,exitcode,signal,signum,updownsince,readysince,updownfor,readyfor ] [ -n ] [ --json ] servicedir...";
+const RSV_USAGE: &str = "rsvstat [ -uwNrpest | -o up,wantedup,normallyup,ready,paused,pid,exitcode,signal,signum,updownsince,readysince,updownfor,readyfor ] [ -n ] [ --json | --prom | --ready ] servicedir...";
 
 /// Finds the field a `-o` item names (first table entry it is a prefix of).
 pub fn match_field(item: &str) -> Option<usize> {
@@ -48,6 +55,10 @@ pub struct Args {
     pub fields: Vec<usize>,
     pub numeric: bool,
     pub json: bool,
+    /// `--prom`: Prometheus text exposition format.
+    pub prom: bool,
+    /// `--ready`: the readiness probe.
+    pub ready: bool,
     pub dirs: Vec<String>,
 }
 
@@ -56,6 +67,17 @@ pub struct Args {
 pub enum ArgError {
     Usage,
     Fatal(String),
+}
+
+/// rsvstat's long options (anywhere on the line); true when `arg` is one.
+fn long_opt(a: &mut Args, arg: &str) -> bool {
+    match arg {
+        "--json" => a.json = true,
+        "--prom" => a.prom = true,
+        "--ready" => a.ready = true,
+        _ => return false,
+    }
+    true
 }
 
 pub fn parse_args(args: &[String], allow_json: bool) -> Result<Args, ArgError> {
@@ -74,8 +96,7 @@ pub fn parse_args(args: &[String], allow_json: bool) -> Result<Args, ArgError> {
             i += 1;
             break;
         }
-        if allow_json && arg == "--json" {
-            a.json = true;
+        if allow_json && long_opt(&mut a, arg) {
             i += 1;
             continue;
         }
@@ -135,9 +156,10 @@ pub fn parse_args(args: &[String], allow_json: bool) -> Result<Args, ArgError> {
         i += 1;
     }
     a.dirs = args[i..].to_vec();
-    if allow_json && a.dirs.iter().any(|d| d == "--json") {
-        a.json = true;
-        a.dirs.retain(|d| d != "--json");
+    if allow_json {
+        let mut dirs = std::mem::take(&mut a.dirs);
+        dirs.retain(|d| !long_opt(&mut a, d));
+        a.dirs = dirs;
     }
     if a.dirs.is_empty() {
         return Err(ArgError::Usage);
@@ -267,33 +289,191 @@ pub fn json_str(out: &mut String, s: &str) {
     out.push('"');
 }
 
-/// Everything known about one service, for the table and JSON outputs.
+/// Everything known about one service, for the table, JSON, Prometheus and probe outputs.
 pub struct Info {
     pub name: String,
     pub path: PathBuf,
+    /// `NAME/log`: the logger of a service.
+    pub logger: bool,
     pub supervised: bool,
     pub view: Result<View, String>,
     pub normallyup: bool,
     pub last_exit: Option<Ended>,
+    /// `supervise/rsv-state`, when the supervisor is rsv (None: runsv, s6-supervise, old rsv).
+    pub ext: Option<ExtState>,
+    /// The service dir's `give-up` rule (COUNT, SECONDS), when it has a valid one.
+    pub give_up: Option<(u64, u64)>,
+    /// The service dir has a `notification-fd` file.
+    pub notifies: bool,
+}
+
+/// Reads a service dir's `give-up` file: one line `COUNT SECONDS`.
+pub fn give_up_rule(sd: &Path) -> Option<(u64, u64)> {
+    let text = fs::read_to_string(sd.join("give-up")).ok()?;
+    let mut w = text.split_whitespace();
+    let count = w.next()?.parse().ok()?;
+    let secs = w.next()?.parse().ok()?;
+    w.next().is_none().then_some((count, secs))
+}
+
+/// Wall-clock milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    extstate::unix_ms(std::time::SystemTime::now())
+}
+
+fn plural(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// An end of `run` as one word of the human line: the exit code, or the signal name.
+fn ended_word(e: Ended) -> String {
+    match e {
+        Ended::Exited(c) => c.to_string(),
+        Ended::Signaled(n) => crate::sig::long_name(n),
+    }
+}
+
+fn ended_json(out: &mut String, e: Option<Ended>) {
+    match e {
+        Some(Ended::Exited(c)) => {
+            let _ = write!(out, "{{\"code\":{c}}}");
+        }
+        Some(Ended::Signaled(n)) => {
+            let _ = write!(
+                out,
+                "{{\"signal\":\"{}\",\"signum\":{n}}}",
+                crate::sig::long_name(n)
+            );
+        }
+        None => out.push_str("null"),
+    }
+}
+
+/// Milliseconds until the next automatic start of a service that is being held back by the
+/// crash-loop backoff; None when it is not throttled (up, not wanted up, gave up, no start
+/// pending, or no live supervisor to start it).
+pub fn throttle_left(v: &View, ext: &ExtState, supervised: bool, now_ms: u64) -> Option<u64> {
+    let waiting = supervised && !v.up && v.wantup && !ext.gave_up && ext.next_try_ms > now_ms;
+    waiting.then(|| ext.next_try_ms - now_ms)
+}
+
+/// The health words: `healthy`, `health starting`, `unhealthy (N failures)[: OUTPUT]`; None
+/// when the service has no periodic checks (or is down and merely starting).
+fn health_words(v: &View, ext: &ExtState) -> Option<String> {
+    match ext.health {
+        Health::None => None,
+        Health::Starting => v.up.then(|| "health starting".to_string()),
+        Health::Healthy => Some("healthy".into()),
+        Health::Unhealthy => {
+            let mut s = format!(
+                "unhealthy ({})",
+                plural(u64::from(ext.health_failures), "failure", "failures")
+            );
+            let out = extstate::one_line(ext.health_output.as_bytes());
+            if !out.is_empty() {
+                let _ = write!(s, ": {out}");
+            }
+            Some(s)
+        }
+    }
+}
+
+/// What rsv-state adds to the human line, as the items that follow today's line (each is
+/// appended as `, ITEM`). `table` leaves out what the table has columns for (readiness,
+/// restarts, exits, health).
+pub fn ext_items(
+    v: &View,
+    ext: &ExtState,
+    give_up: Option<(u64, u64)>,
+    supervised: bool,
+    now_ms: u64,
+    table: bool,
+) -> Vec<String> {
+    let mut items = Vec::new();
+    if !table && v.format == Format::Runit && v.up && ext.ready {
+        // runit's status has no readiness; s6's line already says "ready N seconds".
+        items.push("ready".to_string());
+    }
+    if ext.essential {
+        items.push("essential".into());
+    }
+    if let Some(c) = ext.final_exit {
+        items.push(format!("final exit {c}"));
+    }
+    if ext.gave_up && !v.up {
+        items.push(match give_up {
+            Some((count, secs)) => format!(
+                "gave up after {} in {}",
+                plural(count, "death", "deaths"),
+                plural(secs, "second", "seconds")
+            ),
+            None => "gave up".into(),
+        });
+    }
+    if let Some(left) = throttle_left(v, ext, supervised, now_ms) {
+        items.push(format!("throttled, next try in {}s", left.div_ceil(1000)));
+    }
+    if table {
+        return items;
+    }
+    if ext.restarts > 0 {
+        items.push(plural(ext.restarts, "restart", "restarts"));
+    }
+    if !v.up && !ext.exits.is_empty() {
+        let words: Vec<String> = ext.exits.iter().map(|e| ended_word(*e)).collect();
+        items.push(format!("last exits: {}", words.join(" ")));
+    }
+    if let Some(h) = health_words(v, ext) {
+        items.push(h);
+    }
+    items
+}
+
+/// rsvstat's human line: s6-svstat's line, then what rsv-state adds.
+pub fn rsv_line(
+    v: &View,
+    normallyup: bool,
+    numeric: bool,
+    ext: Option<&ExtState>,
+    give_up: Option<(u64, u64)>,
+    now: Tai64N,
+    now_ms: u64,
+) -> String {
+    let mut s = human_line(v, normallyup, numeric, now);
+    if let Some(ext) = ext {
+        for item in ext_items(&clamp(*v, now), ext, give_up, true, now_ms, false) {
+            s.push_str(", ");
+            s.push_str(&item);
+        }
+    }
+    s
 }
 
 impl Info {
     pub fn gather(name: &str, path: &Path) -> Info {
-        let supervised = lock::supervised(&path.join("supervise")).unwrap_or(false);
+        let sup = path.join("supervise");
+        let supervised = lock::supervised(&sup).unwrap_or(false);
         let view = View::read(path)
             .map_err(|e| format!("{}/supervise/status: {}", path.display(), errstr(&e)));
-        let last_exit = match last_death(path) {
-            Some(d) if d.sig != 0 => Some(Ended::Signaled(d.sig as i32)),
-            Some(d) => Some(Ended::Exited(d.exit as i32)),
-            None => view.as_ref().ok().and_then(|v| v.ended()),
+        let ext = extstate::read(&sup).ok();
+        let newest = ext.as_ref().and_then(|e| e.exits.first().copied());
+        let last_exit = match (newest, last_death(path)) {
+            (Some(e), _) => Some(e),
+            (None, Some(d)) if d.sig != 0 => Some(Ended::Signaled(d.sig as i32)),
+            (None, Some(d)) => Some(Ended::Exited(d.exit as i32)),
+            (None, None) => view.as_ref().ok().and_then(|v| v.ended()),
         };
         Info {
             name: name.to_string(),
             path: path.to_path_buf(),
+            logger: name.ends_with("/log") || name == "log",
             supervised,
             view,
             normallyup: !has_down_file(path),
             last_exit,
+            ext,
+            give_up: give_up_rule(path),
+            notifies: fs::symlink_metadata(path.join("notification-fd")).is_ok(),
         }
     }
 
@@ -306,7 +486,34 @@ impl Info {
         }
     }
 
-    pub fn json(&self, now: Tai64N) -> String {
+    /// Up and ready, as the status says: rsv-state's flag when there is one, else the s6
+    /// ready flag (runit statuses have none).
+    pub fn ready(&self) -> bool {
+        match (&self.view, &self.ext) {
+            (Ok(v), Some(e)) => v.up && e.ready,
+            (Ok(v), None) => v.up && v.ready,
+            (Err(_), _) => false,
+        }
+    }
+
+    /// The probe's notion of ready: rsv-state's flag when there is one; else the s6 ready
+    /// flag when the service dir asks for notification, else simply up.
+    pub fn probe_ready(&self) -> bool {
+        match (&self.view, &self.ext) {
+            (Ok(v), Some(e)) => v.up && e.ready,
+            (Ok(v), None) if v.format == Format::S6 && self.notifies => v.up && v.ready,
+            (Ok(v), None) => v.up,
+            (Err(_), _) => false,
+        }
+    }
+
+    pub fn unhealthy(&self) -> bool {
+        self.ext
+            .as_ref()
+            .is_some_and(|e| e.health == Health::Unhealthy)
+    }
+
+    pub fn json(&self, now: Tai64N, now_ms: u64) -> String {
         let mut o = String::from("{\"name\":");
         json_str(&mut o, &self.name);
         o.push_str(",\"path\":");
@@ -332,7 +539,7 @@ impl Info {
                     ",\"since\":{},\"uptime\":{},\"ready\":{},\"ready_since\":",
                     v.since.min(unix_now),
                     secs_between(v.stamp, now),
-                    v.ready
+                    self.ready()
                 );
                 if v.format == Format::S6 {
                     let _ = write!(o, "{}", v.ready_since.min(unix_now));
@@ -357,24 +564,80 @@ impl Info {
                 o.push_str(",\"last_exit\":");
             }
         }
-        match self.last_exit {
-            Some(Ended::Exited(c)) => {
-                let _ = write!(o, "{{\"code\":{c}}}");
-            }
-            Some(Ended::Signaled(n)) => {
+        ended_json(&mut o, self.last_exit);
+        let _ = write!(o, ",\"logger\":{}", self.logger);
+        match &self.ext {
+            None => o.push_str(
+                ",\"rsv_state\":false,\"restarts\":null,\"exits\":null,\"throttling\":null,\"gave_up\":null,\"essential\":null,\"final_exit\":null,\"health\":null",
+            ),
+            Some(e) => {
+                let _ = write!(o, ",\"rsv_state\":true,\"restarts\":{},\"exits\":[", e.restarts);
+                for (i, x) in e.exits.iter().enumerate() {
+                    if i > 0 {
+                        o.push(',');
+                    }
+                    ended_json(&mut o, Some(*x));
+                }
+                let left = self
+                    .view
+                    .as_ref()
+                    .ok()
+                    .and_then(|v| throttle_left(v, e, self.supervised, now_ms));
                 let _ = write!(
                     o,
-                    "{{\"signal\":\"{}\",\"signum\":{n}}}",
-                    crate::sig::long_name(n)
+                    "],\"throttling\":{{\"throttled\":{},\"next_try_in_ms\":",
+                    left.is_some()
                 );
+                match left {
+                    Some(ms) => {
+                        let _ = write!(o, "{ms}");
+                    }
+                    None => o.push_str("null"),
+                }
+                let _ = write!(
+                    o,
+                    ",\"backoff_ms\":{}}},\"gave_up\":{},\"essential\":{},\"final_exit\":",
+                    e.backoff_ms, e.gave_up, e.essential
+                );
+                match e.final_exit {
+                    Some(c) => {
+                        let _ = write!(o, "{c}");
+                    }
+                    None => o.push_str("null"),
+                }
+                let _ = write!(
+                    o,
+                    ",\"health\":{{\"status\":\"{}\",\"failures\":{},\"last_check\":",
+                    e.health.as_str(),
+                    e.health_failures
+                );
+                if e.health_at_ms != 0 {
+                    let _ = write!(
+                        o,
+                        "{}.{:03}",
+                        e.health_at_ms / 1000,
+                        e.health_at_ms % 1000
+                    );
+                } else {
+                    o.push_str("null");
+                }
+                o.push_str(",\"output\":");
+                let out = extstate::one_line(e.health_output.as_bytes());
+                if e.health_at_ms != 0 || !out.is_empty() {
+                    json_str(&mut o, &out);
+                } else {
+                    o.push_str("null");
+                }
+                o.push('}');
             }
-            None => o.push_str("null"),
         }
         o.push('}');
         o
     }
 
-    pub fn table_row(&self, now: Tai64N) -> String {
+    /// One row of the table; `wide` adds the RESTARTS, HEALTH and NOTES columns (only when
+    /// some service of the table has an rsv-state, so older trees show today's table).
+    pub fn table_row(&self, now: Tai64N, now_ms: u64, wide: bool) -> String {
         let last = match self.last_exit {
             Some(Ended::Exited(c)) => format!("exitcode {c}"),
             Some(Ended::Signaled(n)) => format!("signal {}", crate::sig::long_name(n)),
@@ -385,7 +648,7 @@ impl Info {
         } else {
             "unsupervised"
         };
-        match &self.view {
+        let mut row = match &self.view {
             Ok(v) => {
                 let v = clamp(*v, now);
                 // A stale status left by a dead supervisor names no live process.
@@ -400,7 +663,12 @@ impl Info {
                     state,
                     pid,
                     format!("{}s", secs_between(v.stamp, now)),
-                    if v.ready { "yes" } else { "no" },
+                    // Without rsv-state: the raw s6 flag, as the table always showed it.
+                    if self.ext.is_some() && self.ready() || self.ext.is_none() && v.ready {
+                        "yes"
+                    } else {
+                        "no"
+                    },
                     if v.wantup { "up" } else { "down" },
                     last
                 )
@@ -409,12 +677,34 @@ impl Info {
                 "{:<24} {:<12} {:>8} {:>9} {:<5} {:<4} {}",
                 self.name, state, "-", "-", "-", "-", last
             ),
+        };
+        if !wide {
+            return row;
         }
+        let pad = 14usize.saturating_sub(last.len());
+        row.extend(std::iter::repeat_n(' ', pad));
+        let (restarts, health, notes) = match (&self.ext, &self.view) {
+            (Some(e), Ok(v)) => {
+                let v = clamp(*v, now);
+                let health = match e.health {
+                    Health::None => "-".to_string(),
+                    Health::Unhealthy => format!("unhealthy({})", e.health_failures),
+                    h => h.as_str().to_string(),
+                };
+                let notes = ext_items(&v, e, self.give_up, self.supervised, now_ms, true);
+                (e.restarts.to_string(), health, notes.join(", "))
+            }
+            _ => ("-".into(), "-".into(), String::new()),
+        };
+        let notes = if notes.is_empty() { "-".into() } else { notes };
+        let _ = write!(row, " {restarts:>8} {health:<12} {notes}");
+        row
     }
 }
 
 const TABLE_HEADER: &str =
     "NAME                     STATE             PID    UPTIME READY WANT LAST-EXIT";
+const WIDE_HEADER: &str = "NAME                     STATE             PID    UPTIME READY WANT LAST-EXIT      RESTARTS HEALTH       NOTES";
 
 /// The services a list of operands names: scan dirs are expanded; `NAME/log` is added when it
 /// has a `supervise` directory.
@@ -478,23 +768,37 @@ pub fn main(args: &[String], strict: bool) -> i32 {
     if strict {
         return single_s6(&a, &a.dirs[0], now);
     }
-    let many = a.dirs.len() > 1 || svview::is_scan_dir(Path::new(&a.dirs[0]));
-    if !many && !a.json {
-        return single_rsv(&a, &a.dirs[0], now);
-    }
-    if a.json && !a.fields.is_empty() {
-        eprintln!("rsvstat: fatal: field options and --json cannot be combined");
+    let modes = [(a.json, "--json"), (a.prom, "--prom"), (a.ready, "--ready")];
+    let chosen: Vec<&str> = modes.iter().filter(|m| m.0).map(|m| m.1).collect();
+    if chosen.len() > 1 {
+        eprintln!(
+            "rsvstat: fatal: {} cannot be combined",
+            chosen.join(" and ")
+        );
         return EXIT_USAGE;
+    }
+    if let Some(m) = chosen.first()
+        && !a.fields.is_empty()
+    {
+        eprintln!("rsvstat: fatal: field options and {m} cannot be combined");
+        return EXIT_USAGE;
+    }
+    let many = a.dirs.len() > 1 || svview::is_scan_dir(Path::new(&a.dirs[0]));
+    if !many && chosen.is_empty() {
+        return single_rsv(&a, &a.dirs[0], now);
     }
     if many && !a.fields.is_empty() {
         eprintln!("rsvstat: fatal: field options need exactly one service directory");
         return EXIT_USAGE;
     }
+    let now_ms = now_ms();
     let list = expand(&a.dirs);
     let infos: Vec<Info> = list.iter().map(|(n, p)| Info::gather(n, p)).collect();
+    let mut missing = false;
     for (i, info) in infos.iter().enumerate() {
         if let Err(e) = &info.view {
             if !info.path.is_dir() {
+                missing = true;
                 eprintln!(
                     "rsvstat: warning: {}: not a directory or does not exist",
                     info.path.display()
@@ -507,30 +811,47 @@ pub fn main(args: &[String], strict: bool) -> i32 {
             }
         }
     }
+    if a.ready {
+        return probe::main(&infos, now, now_ms, missing);
+    }
     let mut out = String::new();
-    if a.json {
+    if a.prom {
+        prom::write(&mut out, &infos, now, now_ms);
+    } else if a.json {
         if many {
             out.push('[');
             for (i, info) in infos.iter().enumerate() {
                 if i > 0 {
                     out.push(',');
                 }
-                out.push_str(&info.json(now));
+                out.push_str(&info.json(now, now_ms));
             }
             out.push_str("]\n");
         } else if let Some(info) = infos.first() {
-            out.push_str(&info.json(now));
+            out.push_str(&info.json(now, now_ms));
             out.push('\n');
         }
     } else {
-        out.push_str(TABLE_HEADER);
+        let wide = infos.iter().any(|i| i.ext.is_some());
+        out.push_str(if wide { WIDE_HEADER } else { TABLE_HEADER });
         out.push('\n');
         for info in &infos {
-            out.push_str(&info.table_row(now));
+            out.push_str(&info.table_row(now, now_ms, wide));
             out.push('\n');
         }
     }
-    let _ = io::stdout().lock().write_all(out.as_bytes());
+    let mut so = io::stdout().lock();
+    if so
+        .write_all(out.as_bytes())
+        .and_then(|_| so.flush())
+        .is_err()
+    {
+        return EXIT_SYS;
+    }
+    if a.prom {
+        // The metrics say which services are unsupervised; only a missing operand is an error.
+        return if missing { EXIT_SYS } else { 0 };
+    }
     if infos.iter().all(|i| i.supervised) {
         0
     } else {
@@ -623,7 +944,24 @@ fn single_rsv(a: &Args, d: &str, now: Tai64N) -> i32 {
             return EXIT_SYS;
         }
     };
-    print_result(a, &v, !has_down_file(sd), now)
+    if !a.fields.is_empty() {
+        return print_result(a, &v, !has_down_file(sd), now);
+    }
+    let ext = extstate::read(&sd.join("supervise")).ok();
+    let line = rsv_line(
+        &v,
+        !has_down_file(sd),
+        a.numeric,
+        ext.as_ref(),
+        give_up_rule(sd),
+        now,
+        now_ms(),
+    );
+    let mut so = io::stdout().lock();
+    if writeln!(so, "{line}").and_then(|_| so.flush()).is_err() {
+        return EXIT_SYS;
+    }
+    0
 }
 
 /// `rsvok SD` / `s6-svok SD`: 0 supervised, 1 not, 100 usage, 111 error.
@@ -733,6 +1071,112 @@ mod tests {
         assert_eq!(service_name(Path::new("/srv/web/log")), "web/log");
         assert_eq!(service_name(Path::new("log")), "log");
         assert_eq!(service_name(Path::new("/")), "/");
+    }
+
+    fn view(up: bool, wantup: bool, wstat: u16) -> View {
+        let stamp = Tai64N::from_unix(1_800_000_000, 0, Family::S6);
+        View::from_status(crate::status::AnyStatus::S6(crate::status::S6Status {
+            stamp,
+            readystamp: stamp,
+            pid: if up { 42 } else { 0 },
+            wstat,
+            paused: false,
+            finishing: false,
+            wantup,
+            ready: false,
+        }))
+    }
+
+    #[test]
+    fn long_options() {
+        let a = parse_args(&v(&["--prom", "a"]), true).unwrap();
+        assert!(a.prom && !a.json && !a.ready);
+        let a = parse_args(&v(&["a", "--ready"]), true).unwrap();
+        assert!(a.ready && a.dirs == v(&["a"]));
+        // s6-svstat knows none of them.
+        assert_eq!(
+            parse_args(&v(&["--prom", "a"]), false),
+            Err(ArgError::Usage)
+        );
+    }
+
+    #[test]
+    fn rsv_state_items() {
+        let now_ms = 1_800_000_000_000;
+        let mut e = ExtState {
+            restarts: 3,
+            exits: vec![Ended::Exited(1), Ended::Signaled(9)],
+            backoff_ms: 4000,
+            next_try_ms: now_ms + 3001,
+            ..Default::default()
+        };
+        let down = view(false, true, 0x100);
+        assert_eq!(
+            ext_items(&down, &e, None, true, now_ms, false),
+            [
+                "throttled, next try in 4s",
+                "3 restarts",
+                "last exits: 1 SIGKILL"
+            ]
+        );
+        // No live supervisor, or the time has passed: not throttled.
+        assert_eq!(
+            ext_items(&down, &e, None, false, now_ms, true),
+            Vec::<String>::new()
+        );
+        assert!(throttle_left(&down, &e, true, now_ms + 3001).is_none());
+        e.gave_up = true;
+        e.restarts = 1;
+        let given_up = view(false, false, 0x100);
+        assert_eq!(
+            ext_items(&given_up, &e, Some((1, 1)), true, now_ms, false),
+            [
+                "gave up after 1 death in 1 second",
+                "1 restart",
+                "last exits: 1 SIGKILL"
+            ]
+        );
+        assert_eq!(
+            ext_items(&given_up, &e, None, true, now_ms, true),
+            ["gave up"]
+        );
+        let e = ExtState {
+            health: Health::Unhealthy,
+            health_failures: 1,
+            health_output: "bad\tthing".into(),
+            ..Default::default()
+        };
+        let up = view(true, true, 0);
+        assert_eq!(
+            ext_items(&up, &e, None, true, now_ms, false),
+            ["unhealthy (1 failure): bad thing"]
+        );
+        let e = ExtState {
+            health: Health::Starting,
+            ..Default::default()
+        };
+        assert_eq!(
+            ext_items(&up, &e, None, true, now_ms, false),
+            ["health starting"]
+        );
+        assert!(ext_items(&down, &e, None, true, now_ms, false).is_empty());
+    }
+
+    #[test]
+    fn give_up_files() {
+        let d = std::env::temp_dir().join(format!("rsv-unit-giveup-{}", std::process::id()));
+        fs::create_dir_all(&d).unwrap();
+        for (text, want) in [
+            ("5 60\n", Some((5, 60))),
+            ("5\n", None),
+            ("5 60 7\n", None),
+            ("x 60\n", None),
+        ] {
+            fs::write(d.join("give-up"), text).unwrap();
+            assert_eq!(give_up_rule(&d), want, "{text:?}");
+        }
+        fs::remove_dir_all(&d).unwrap();
+        assert_eq!(give_up_rule(&d), None);
     }
 
     #[test]

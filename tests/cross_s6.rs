@@ -598,7 +598,16 @@ fn json_and_table_on_a_scan_dir() {
             "want",
             "paused",
             "normally_up",
-            "last_exit"
+            "last_exit",
+            "logger",
+            "rsv_state",
+            "restarts",
+            "exits",
+            "throttling",
+            "gave_up",
+            "essential",
+            "final_exit",
+            "health"
         ]
     );
     // A service is named by its directory's last component; the path is as given.
