@@ -70,10 +70,8 @@ pub fn read_config(dir: &SvDir, kill_ms: u64) -> Option<Config> {
             Some(default)
         }
     };
-    let readiness =
-        !matches!(dir.uint("notification-fd"), Setting::Value(v) if v < i32::MAX as u64);
     Some(Config {
-        readiness,
+        readiness: !notifies(dir),
         interval_ms: num("check-interval", DEFAULT_INTERVAL_MS).map(|v| v.max(MIN_INTERVAL_MS)),
         timeout_ms: num("check-timeout", DEFAULT_TIMEOUT_MS).unwrap_or(DEFAULT_TIMEOUT_MS),
         retries: num("check-retries", u64::from(DEFAULT_RETRIES))
@@ -81,6 +79,12 @@ pub fn read_config(dir: &SvDir, kill_ms: u64) -> Option<Config> {
             .min(u64::from(u32::MAX)) as u32,
         kill_ms,
     })
+}
+
+/// Does the service dir have a usable `notification-fd` (the same test as the supervisor's
+/// when it starts `run`, without its warning)?
+pub fn notifies(dir: &SvDir) -> bool {
+    matches!(dir.uint("notification-fd"), Setting::Value(v) if v < i32::MAX as u64)
 }
 
 /// What the checker is doing for the current run.
