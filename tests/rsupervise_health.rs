@@ -346,3 +346,46 @@ fn no_check_no_children_no_wakeups() {
     assert_eq!(children(spid), vec![pid]);
     assert_eq!(sup.stop(), 0);
 }
+
+/// Copies a directory tree (files and subdirectories, modes kept).
+fn copy_tree(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for e in fs::read_dir(from).unwrap() {
+        let p = e.unwrap().path();
+        let dest = to.join(p.file_name().unwrap());
+        if p.is_dir() {
+            copy_tree(&p, &dest);
+        } else {
+            fs::copy(&p, &dest).unwrap();
+        }
+    }
+}
+
+#[test]
+fn example_health_web_becomes_ready_and_healthy() {
+    let t = TempDir::new("hexample");
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("servicedirs-examples/health");
+    assert!(
+        fs::read_to_string(examples.join("README.md"))
+            .unwrap()
+            .contains("check-interval")
+    );
+    copy_tree(&examples, t.path());
+    let sd = t.path().join("web");
+    let sup = Sup::start("s6", t.path(), "web");
+    let (code, _, err) = run(
+        Command::new(bin("rsvc"))
+            .args(["-wU", "web"])
+            .current_dir(t.path()),
+        T,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(sd.join("heartbeat").exists());
+    let st = wait_state(&sd, "healthy", |s| s.health == Health::Healthy);
+    assert!(st.ready);
+    assert!(
+        st.health_output.starts_with("heartbeat ") && st.health_output.ends_with("s old"),
+        "{st:?}"
+    );
+    assert_eq!(sup.stop(), 0);
+}
