@@ -166,6 +166,8 @@ pub struct Checker {
     timed_out: bool,
     /// A check fell due while a discarded one was still being reaped: start it at its end.
     pending: bool,
+    /// A check that could not be started was reported since the last start of `run`.
+    warned: bool,
     /// Deadlines (monotonic ms): next check, check timeout, SIGKILL after a health restart.
     next_at: Option<u64>,
     kill_at: Option<u64>,
@@ -194,6 +196,7 @@ impl Checker {
             discard: false,
             timed_out: false,
             pending: false,
+            warned: false,
             next_at: None,
             kill_at: None,
             run_kill_at: None,
@@ -231,7 +234,12 @@ impl Checker {
                 let t = self.cfg.as_ref().map_or(0, |c| c.timeout_ms);
                 self.kill_at = (t > 0).then(|| ctx.mono_ms.saturating_add(t));
             }
-            Input::CheckNotStarted(text) => self.result(false, text, ctx, &mut out),
+            Input::CheckNotStarted(text) => {
+                if !std::mem::replace(&mut self.warned, true) {
+                    out.push(Output::Warn(format!("{text} (counted as a failed check)")));
+                }
+                self.result(false, text, ctx, &mut out)
+            }
             Input::CheckEnded { ended, output } => {
                 self.check = None;
                 self.kill_at = None;
@@ -256,6 +264,7 @@ impl Checker {
 
     fn run_started(&mut self, cfg: Option<Config>, ctx: Ctx, out: &mut Vec<Output>) {
         self.stop(out);
+        self.warned = false;
         let Some(cfg) = cfg else {
             if self.health != Health::None {
                 self.health = Health::None;
@@ -685,12 +694,25 @@ mod tests {
         let mut c = Checker::new();
         c.step(Input::RunStarted(Some(cfg(true, None))), ctx(0));
         c.step(Input::Timer, ctx(100));
-        let out = c.step(
-            Input::CheckNotStarted("unable to start check: Permission denied".into()),
-            ctx(100),
+        let failed = || Input::CheckNotStarted("unable to start check: Permission denied".into());
+        let out = c.step(failed(), ctx(100));
+        assert_eq!(
+            out,
+            vec![
+                Output::Warn(
+                    "unable to start check: Permission denied (counted as a failed check)".into()
+                ),
+                Output::Changed
+            ]
         );
-        assert_eq!(out, vec![Output::Changed]);
         assert_eq!(c.next_deadline(), Some(300));
         assert_eq!(c.output, "unable to start check: Permission denied");
+        // One warning per start of run.
+        c.step(Input::Timer, ctx(300));
+        assert_eq!(c.step(failed(), ctx(300)), vec![Output::Changed]);
+        c.step(Input::RunStopped, ctx(400));
+        c.step(Input::RunStarted(Some(cfg(true, None))), ctx(500));
+        c.step(Input::Timer, ctx(600));
+        assert_eq!(c.step(failed(), ctx(600)).len(), 2);
     }
 }
