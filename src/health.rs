@@ -19,7 +19,7 @@
 //!   killed (its whole process group) and counts as a failure.
 //!
 //! Health ([`Health`]) is `none` without periodic checks, `starting` after a start until the
-//! first periodic result, then `healthy` or `unhealthy`. After a health restart the service
+//! service is found healthy (a check passed) or unhealthy, then `healthy` or `unhealthy`. After a health restart the service
 //! stays `unhealthy` (with the failing check's output) until a check passes again.
 
 use crate::extstate::{Health, one_line};
