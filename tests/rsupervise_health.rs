@@ -261,19 +261,10 @@ fn hanging_check_is_killed_at_timeout() {
     let pid1 = wait_up(&sd, None);
     wait_state(&sd, "healthy", |s| s.health == Health::Healthy);
     fs::write(sd.join("hang"), "").unwrap();
-    let check_pid: i32 = wait_for(T, "hanging check", || {
-        fs::read_to_string(sd.join("sleeppid")).ok()?;
-        fs::read_to_string(sd.join("checkpid"))
-            .ok()?
-            .trim()
-            .parse()
-            .ok()
+    let num = |f: &str| -> Option<i32> { fs::read_to_string(sd.join(f)).ok()?.trim().parse().ok() };
+    let (check_pid, sleep_pid) = wait_for(T, "hanging check", || {
+        Some((num("checkpid")?, num("sleeppid")?))
     });
-    let sleep_pid: i32 = fs::read_to_string(sd.join("sleeppid"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
     let hung_at = Instant::now();
     let pid2 = wait_up(&sd, Some(pid1));
     let took = hung_at.elapsed();
@@ -387,5 +378,35 @@ fn example_health_web_becomes_ready_and_healthy() {
         st.health_output.starts_with("heartbeat ") && st.health_output.ends_with("s old"),
         "{st:?}"
     );
+    assert_eq!(sup.stop(), 0);
+}
+
+#[test]
+fn logger_check_decides_logger_readiness() {
+    let t = TempDir::new("hlog");
+    let sd = t.path().join("a");
+    sleeper(&sd);
+    script(
+        &sd.join("log/run"),
+        "#!/bin/sh\nrm -f started\n(sleep 0.2; touch started) &\nexec cat > /dev/null\n",
+    );
+    // The logger's check runs in log/ and sees log/started.
+    script(
+        &sd.join("log/check"),
+        "#!/bin/sh\ntest -e started && echo \"logger up in $(basename \"$PWD\")\"\n",
+    );
+    let sup = Sup::start("runit", t.path(), "a");
+    let (code, _, err) = run(
+        Command::new(bin("rsvc"))
+            .args(["-wU", "a/log"])
+            .current_dir(t.path()),
+        T,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(sd.join("log/started").exists());
+    let st = wait_state(&sd.join("log"), "logger ready", |s| s.ready);
+    assert_eq!(st.health_output, "logger up in log");
+    // The main service has no check: ready as soon as it is up.
+    assert!(wait_state(&sd, "service ready", |s| s.ready).health_at_ms == 0);
     assert_eq!(sup.stop(), 0);
 }
