@@ -328,11 +328,10 @@ fn no_check_no_children_no_wakeups() {
     wait_for(T, "only run as child", || {
         (children(spid) == vec![pid]).then_some(())
     });
-    let st = wait_state(&sd, "rsv-state", |_| true);
+    // Up without notification-fd or check: ready as far as rsv-state is concerned.
+    let st = wait_state(&sd, "rsv-state ready", |s| s.ready);
     assert_eq!(st.health, Health::None);
     assert_eq!((st.health_at_ms, st.health_output.as_str()), (0, ""));
-    // Up without notification-fd or check: ready as far as rsv-state is concerned.
-    assert!(st.ready);
     assert_quiet(spid, 500);
     assert_eq!(children(spid), vec![pid]);
     assert_eq!(sup.stop(), 0);
