@@ -453,8 +453,17 @@ impl Watch {
         } else if !v.up {
             self.ready = !v.finishing;
         }
+        if v.up && !self.ready {
+            // The runit layout has no ready flag: rsv's supervisor keeps one in rsv-state.
+            self.ready = rsv_ready(&self.sd);
+        }
         self.settle();
     }
+}
+
+/// rsv's supervisor says, in `supervise/rsv-state`, that the service is up and ready.
+fn rsv_ready(sd: &Path) -> bool {
+    crate::extstate::read(&sd.join("supervise")).is_ok_and(|st| st.ready)
 }
 
 fn wait_and_control(prog: &str, a: &S6SvcArgs, wait: WaitFor, strict: bool) -> i32 {
@@ -470,7 +479,12 @@ fn wait_and_control(prog: &str, a: &S6SvcArgs, wait: WaitFor, strict: bool) -> i
     for d in &a.dirs {
         let sd = PathBuf::from(d);
         let mut goal = wait;
-        if wait.wants_readiness() && !sd.join("notification-fd").exists() {
+        // rsvc also accepts readiness decided by the supervisor running `check` (s6-svc
+        // knows only notification-fd).
+        if wait.wants_readiness()
+            && !sd.join("notification-fd").exists()
+            && (strict || !sd.join("check").exists())
+        {
             eprintln!(
                 "{prog}: warning: {d}/notification-fd not present - ignoring request for readiness notification"
             );
@@ -510,6 +524,8 @@ fn wait_and_control(prog: &str, a: &S6SvcArgs, wait: WaitFor, strict: bool) -> i
             }
         };
         let (_, _, _, _, _, stamp) = v.as_runit();
+        let ready =
+            v.ready || (v.format == Format::Runit && (!v.up && !v.finishing || rsv_ready(&sd)));
         let mut w = Watch {
             sd,
             name: d.clone(),
@@ -518,7 +534,7 @@ fn wait_and_control(prog: &str, a: &S6SvcArgs, wait: WaitFor, strict: bool) -> i
             goal,
             phase2: false,
             up: v.up,
-            ready: v.ready || (v.format == Format::Runit && !v.up && !v.finishing),
+            ready,
             init_pid: v.pid,
             init_stamp: stamp,
             done: None,

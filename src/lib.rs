@@ -8,6 +8,7 @@ pub mod envdir;
 pub mod extstate;
 pub mod fifodir;
 pub mod getopt;
+pub mod health;
 pub mod lock;
 pub mod logger;
 pub mod machine;

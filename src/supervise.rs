@@ -28,6 +28,7 @@ use nix::unistd::Pid;
 
 use crate::diag::EXIT_SYS;
 use crate::extstate::{self, ExtState};
+use crate::health::{self, Checker};
 use crate::lock::{self, LockError};
 use crate::machine::{Action, Child, Event, Files, Machine, Mode, Now, SupSignal};
 use crate::status::{self, DEATH_LEN};
@@ -135,6 +136,18 @@ struct Svc {
     done: bool,
     /// What `supervise/rsv-state` last said (it is rewritten only on change).
     ext_written: Option<ExtState>,
+    /// Health checks (`check`): idle, without timers or descriptors, when unused.
+    health: HealthRt,
+}
+
+/// The runtime side of a service's health checks around a [`Checker`].
+#[derive(Default)]
+struct HealthRt {
+    c: Checker,
+    /// Read end of the running check's stdout+stderr pipe (non-blocking).
+    out: Option<OwnedFd>,
+    /// What the running check wrote so far (at most [`health::MAX_CAPTURE`] bytes).
+    buf: Vec<u8>,
 }
 
 struct Sup {
@@ -151,6 +164,8 @@ enum What {
     Run,
     Finish(String, String),
     Control(u8),
+    /// `./check`, with stdin on the first descriptor and stdout+stderr on the second.
+    Check(RawFd, RawFd),
 }
 
 /// Runs the supervisor; returns the exit code.
@@ -270,6 +285,7 @@ pub fn run(opts: Options) -> i32 {
             name,
             done: false,
             ext_written: None,
+            health: HealthRt::default(),
         });
     }
     // SAFETY: restores the creation mask.
@@ -356,7 +372,8 @@ pub fn run(opts: Options) -> i32 {
             .svcs
             .iter()
             .filter(|s| !s.done)
-            .filter_map(|s| s.m.next_deadline())
+            .flat_map(|s| [s.m.next_deadline(), s.health.c.next_deadline()])
+            .flatten()
             .min();
         let timeout = match deadline {
             None => PollTimeout::NONE,
@@ -364,7 +381,8 @@ pub fn run(opts: Options) -> i32 {
             Some(d) => PollTimeout::try_from(d - now).unwrap_or(PollTimeout::MAX),
         };
         let n = sup.svcs.len();
-        let (mut ctl_ready, mut notify_ready) = ([false; 2], [false; 2]);
+        let (mut ctl_ready, mut notify_ready, mut check_ready) =
+            ([false; 2], [false; 2], [false; 2]);
         {
             let mut fds = Vec::with_capacity(5);
             fds.push(PollFd::new(sig_r.as_fd(), PollFlags::POLLIN));
@@ -378,6 +396,13 @@ pub fn run(opts: Options) -> i32 {
                     fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
                 }
             }
+            let mut check_idx = [None; 2];
+            for (i, s) in sup.svcs.iter().enumerate() {
+                if let Some(fd) = &s.health.out {
+                    check_idx[i] = Some(fds.len());
+                    fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
+                }
+            }
             match poll(&mut fds, timeout) {
                 Ok(_) => {}
                 Err(Errno::EINTR) => {}
@@ -388,6 +413,9 @@ pub fn run(opts: Options) -> i32 {
                 ctl_ready[i] = hit(&fds[1 + i]);
                 if let Some(k) = notify_idx[i] {
                     notify_ready[i] = hit(&fds[k]);
+                }
+                if let Some(k) = check_idx[i] {
+                    check_ready[i] = hit(&fds[k]);
                 }
             }
         }
@@ -424,11 +452,22 @@ pub fn run(opts: Options) -> i32 {
             if notify_ready[i] {
                 sup.read_notify(i);
             }
+            if check_ready[i] {
+                sup.read_check_output(i);
+            }
         }
         let now = sup.now().mono_ms;
         for i in 0..n {
             if !sup.svcs[i].done && sup.svcs[i].m.next_deadline().is_some_and(|d| d <= now) {
                 sup.feed(i, Event::Timer);
+            }
+            if sup.svcs[i]
+                .health
+                .c
+                .next_deadline()
+                .is_some_and(|d| d <= now)
+            {
+                sup.health_feed(i, health::Input::Timer);
             }
         }
     }
@@ -594,6 +633,7 @@ impl Sup {
         if r > 0 {
             if buf[..r as usize].contains(&b'\n') {
                 self.feed(i, Event::Ready);
+                self.health_feed(i, health::Input::Ready);
             }
         } else if r == 0 || Errno::last() != Errno::EAGAIN {
             self.svcs[i].notify = None;
@@ -612,9 +652,15 @@ impl Sup {
             };
             for i in 0..self.svcs.len() {
                 match self.svcs[i].m.child {
-                    Child::Run(p) if p == pid => self.feed(i, Event::RunDied(wstat)),
+                    Child::Run(p) if p == pid => {
+                        self.health_feed(i, health::Input::RunStopped);
+                        self.feed(i, Event::RunDied(wstat));
+                    }
                     Child::Finish(p) if p == pid => self.feed(i, Event::FinishDied(wstat)),
                     _ => {}
+                }
+                if self.svcs[i].health.c.check == Some(pid) {
+                    self.check_reaped(i, wstat);
                 }
             }
         }
@@ -643,12 +689,12 @@ impl Sup {
         let m = &s.m;
         let up = m.state == crate::machine::State::Up && !m.forced_down;
         // Without a readiness source, up is ready.
-        let plain = !s.dir.exists("notification-fd") && !s.dir.exists("check");
+        let plain = !health::notifies(&s.dir) && !s.dir.exists("check");
         let (next_try_ms, backoff_ms) = match m.pending_start() {
             Some((wall, backoff)) => (extstate::unix_ms(wall), backoff),
             None => (0, 0),
         };
-        ExtState {
+        let mut st = ExtState {
             restarts: m.starts.saturating_sub(1),
             ready: up && (m.ready || plain),
             exits: m.exits.clone(),
@@ -658,7 +704,9 @@ impl Sup {
             essential: !m.is_log && s.dir.exists("essential"),
             final_exit: m.final_exit,
             ..Default::default()
-        }
+        };
+        self.health_into(i, &mut st);
+        st
     }
 
     /// Rewrites `supervise/rsv-state` of service `i` if its content changed.
@@ -685,7 +733,10 @@ impl Sup {
                     let _ = self.run_control(i, b'u');
                 }
                 match self.spawn(i, What::Run) {
-                    Ok(pid) => self.feed(i, Event::RunStarted(pid)),
+                    Ok(pid) => {
+                        self.feed(i, Event::RunStarted(pid));
+                        self.health_run_started(i);
+                    }
                     Err(e) => {
                         let secs = match self.opts.mode {
                             Mode::S6 => 10,
@@ -867,6 +918,137 @@ impl Sup {
         }
     }
 
+    /// Fills the health fields of `supervise/rsv-state` for service `i`.
+    fn health_into(&self, i: usize, st: &mut ExtState) {
+        let c = &self.svcs[i].health.c;
+        st.health = c.health;
+        st.health_failures = c.failures;
+        st.health_at_ms = c.at_ms;
+        st.health_output = c.output.clone();
+    }
+
+    /// After a start of `run`: read the check settings (only `check` is looked at when
+    /// there is none) and arm the first check.
+    fn health_run_started(&mut self, i: usize) {
+        let cfg = {
+            let d = &mut self.svcs[i].dir;
+            if d.exists("check") {
+                let kill_ms = crate::machine::Files::timeout_kill(d);
+                health::read_config(d, kill_ms)
+            } else {
+                None
+            }
+        };
+        self.health_feed(i, health::Input::RunStarted(cfg));
+    }
+
+    /// Steps the checker of service `i` and carries out its outputs.
+    fn health_feed(&mut self, i: usize, input: health::Input) {
+        let now = self.now();
+        let ctx = {
+            let m = &self.svcs[i].m;
+            health::Ctx {
+                mono_ms: now.mono_ms,
+                wall_ms: extstate::unix_ms(now.wall),
+                active: m.state == crate::machine::State::Up && !m.forced_down && !m.paused,
+                want_up: m.want == crate::machine::Want::Up,
+            }
+        };
+        let outputs = self.svcs[i].health.c.step(input, ctx);
+        for o in outputs {
+            match o {
+                health::Output::SpawnCheck => self.spawn_check(i),
+                health::Output::KillCheck(pid) => {
+                    // SAFETY: signalling the process group our check child leads (setsid).
+                    unsafe { libc::killpg(pid, libc::SIGKILL) };
+                }
+                health::Output::Ready => self.feed(i, Event::Ready),
+                health::Output::Restart | health::Output::KillRun => {
+                    if let Child::Run(pid) = self.svcs[i].m.child {
+                        let sig = if o == health::Output::Restart {
+                            crate::machine::Files::down_signal(&mut self.svcs[i].dir)
+                        } else {
+                            libc::SIGKILL
+                        };
+                        // SAFETY: signalling our own (not yet reaped) run child.
+                        unsafe {
+                            libc::kill(pid, sig);
+                            libc::kill(pid, libc::SIGCONT);
+                        }
+                    }
+                }
+                health::Output::Changed => self.write_ext(i),
+                health::Output::Warn(msg) => self.svcs[i].dir.warn(&msg),
+            }
+        }
+    }
+
+    /// Starts `./check` for service `i` with stdin on /dev/null and stdout+stderr on a pipe.
+    fn spawn_check(&mut self, i: usize) {
+        let pipe = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(io::Error::from);
+        let null = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_CLOEXEC)
+            .open("/dev/null");
+        let (r, w, null) = match (pipe, null) {
+            (Ok((r, w)), Ok(null)) => (r, w, null),
+            (Err(e), _) | (_, Err(e)) => {
+                let msg = format!("unable to start check: {}", errtext(&e));
+                return self.health_feed(i, health::Input::CheckNotStarted(msg));
+            }
+        };
+        match self.spawn(i, What::Check(null.as_raw_fd(), w.as_raw_fd())) {
+            Ok(pid) => {
+                let _ = nix::fcntl::fcntl(
+                    &r,
+                    nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+                );
+                let h = &mut self.svcs[i].health;
+                h.out = Some(r);
+                h.buf.clear();
+                self.health_feed(i, health::Input::CheckStarted(pid));
+            }
+            Err(e) => {
+                let msg = format!("unable to start check: {}", e.desc());
+                self.health_feed(i, health::Input::CheckNotStarted(msg));
+            }
+        }
+    }
+
+    /// Reads what the running check wrote (keeping at most [`health::MAX_CAPTURE`] bytes);
+    /// closes the pipe at end of file.
+    fn read_check_output(&mut self, i: usize) {
+        let h = &mut self.svcs[i].health;
+        let Some(fd) = &h.out else { return };
+        let mut buf = [0u8; 1024];
+        loop {
+            // SAFETY: reading into a stack buffer from a descriptor we own.
+            let r = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+            if r > 0 {
+                let room = health::MAX_CAPTURE.saturating_sub(h.buf.len());
+                h.buf.extend_from_slice(&buf[..(r as usize).min(room)]);
+            } else if r < 0 && Errno::last() == Errno::EINTR {
+                continue;
+            } else {
+                if r == 0 || Errno::last() != Errno::EAGAIN {
+                    h.out = None;
+                }
+                return;
+            }
+        }
+    }
+
+    /// The check of service `i` was reaped: collect what is left of its output and feed the
+    /// result.
+    fn check_reaped(&mut self, i: usize, wstat: i32) {
+        self.read_check_output(i);
+        let h = &mut self.svcs[i].health;
+        h.out = None;
+        let output = std::mem::take(&mut h.buf);
+        let ended = status::Ended::from_wstat(wstat);
+        self.health_feed(i, health::Input::CheckEnded { ended, output });
+    }
+
     /// Runs `control/<letter>` synchronously (runit); returns its exit code.
     fn run_control(&mut self, i: usize, letter: u8) -> Option<i32> {
         let pid = self.spawn(i, What::Control(letter)).ok()?;
@@ -908,6 +1090,7 @@ impl Sup {
                 let p = format!("control/{}", *c as char);
                 (cstr(&p)?, vec![cstr(&p)?])
             }
+            What::Check(..) => (cstr("./check")?, vec![cstr("./check")?]),
         };
         let mut argv_ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
         argv_ptrs.push(std::ptr::null());
@@ -915,16 +1098,19 @@ impl Sup {
 
         // Descriptor plan: fd 0 (logger: pipe read end), fd 1 (service: pipe write end),
         // fd N (run: readiness pipe write end).
-        let (stdin_fd, stdout_fd) = match &self.pipe {
+        let (mut stdin_fd, mut stdout_fd, mut stderr_fd) = match &self.pipe {
             Some((r, w)) => {
                 if is_log {
-                    (Some(r.as_raw_fd()), None)
+                    (Some(r.as_raw_fd()), None, None)
                 } else {
-                    (None, Some(w.as_raw_fd()))
+                    (None, Some(w.as_raw_fd()), None)
                 }
             }
-            None => (None, None),
+            None => (None, None, None),
         };
+        if let What::Check(null, out) = what {
+            (stdin_fd, stdout_fd, stderr_fd) = (Some(null), Some(out), Some(out));
+        }
         let mut notify: Option<(OwnedFd, OwnedFd, i32)> = None;
         if matches!(what, What::Run) {
             if let Some(n) = s.dir.notification_fd() {
@@ -933,7 +1119,9 @@ impl Sup {
             }
         }
         let notify_w = notify.as_ref().map(|(_, w, n)| (w.as_raw_fd(), *n));
-        let setsid = mode == Mode::S6 && !self.nosetsid && !matches!(what, What::Control(_));
+        // A check leads its own process group, so that a timeout kills all of it.
+        let setsid = matches!(what, What::Check(..))
+            || (mode == Mode::S6 && !self.nosetsid && !matches!(what, What::Control(_)));
         let (hs_r, hs_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
 
         // Block every signal across the fork: a signal that reaches the child before exec
@@ -995,6 +1183,11 @@ impl Sup {
                     }
                     if let Some(fd) = stdout_fd {
                         if libc::dup2(fd, 1) == -1 {
+                            fail(hs);
+                        }
+                    }
+                    if let Some(fd) = stderr_fd {
+                        if libc::dup2(fd, 2) == -1 {
                             fail(hs);
                         }
                     }

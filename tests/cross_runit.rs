@@ -39,7 +39,9 @@ fn service(parent: &Path) -> PathBuf {
     script(&sd.join("finish"), "#!/bin/sh\necho \"$*\" >> finished\n");
     script(
         &sd.join("check"),
-        "#!/bin/sh\n[ -e nocheck ] && exit 1\necho stdout-open >&1 2>/dev/null && echo open > check-stdout\nexit 0\n",
+        // rsupervise also runs check (for readiness, stdout on a pipe): only the runs by sv
+        // (real or ours) are examined for a closed stdout.
+        "#!/bin/sh\n[ -e nocheck ] && exit 1\n[ \"$(cat /proc/$PPID/comm)\" = sv ] || exit 0\necho stdout-open >&1 2>/dev/null && echo open > check-stdout\nexit 0\n",
     );
     script(&sd.join("log/run"), "#!/bin/sh\nexec cat > /dev/null\n");
     sd
@@ -420,10 +422,17 @@ fn s6_letters_waits_and_rsvstat_on_runit_dir() {
     let (c, _, e) = rsvc(&["-wD", "-T", "5000", "-d", p(&sd)]);
     assert_eq!(c, 0, "{e}");
     wait_down(&sd);
-    // -wU on runit: no notification-fd here => warning, then as -wu
+    // -wU on runit: no notification-fd but a check => ready once rsupervise saw it pass
+    let (c, _, e) = rsvc(&["-wU", "-T", "5000", "-u", p(&sd)]);
+    assert_eq!(c, 0, "{e}");
+    assert!(!e.contains("notification-fd"), "{e}");
+    // neither notification-fd nor check => warning, then as -wu
+    assert_eq!(rsvc(&["-wD", "-T", "5000", "-d", p(&sd)]).0, 0);
+    fs::rename(sd.join("check"), sd.join("check.off")).unwrap();
     let (c, _, e) = rsvc(&["-wU", "-T", "5000", "-u", p(&sd)]);
     assert_eq!(c, 0, "{e}");
     assert!(e.contains("notification-fd not present"), "{e}");
+    fs::rename(sd.join("check.off"), sd.join("check")).unwrap();
     // -T bound: waiting for down while the letter is only a pause
     let t0 = Instant::now();
     let (c, _, e) = rsvc(&["-wd", "-T", "300", "-p", p(&sd)]);
