@@ -9,6 +9,7 @@
 //! Log pipelines are owned by each `rsupervise` (runsv style), so the scanner holds no pipes.
 //! The decisions (what to start, stop, forget) are made by the pure functions of [`plan`].
 
+pub mod logmux;
 pub mod plan;
 
 use std::collections::{BTreeMap, HashMap};
@@ -66,6 +67,10 @@ pub struct Options {
     pub log: Option<String>,
     /// s6-svscan's `-d`: write a newline there once the control FIFO is ready.
     pub notif_fd: Option<i32>,
+    /// `--prefix`: copy the output of services without `log/` as `NAME | line`.
+    pub prefix: bool,
+    /// `--init PROG`: programs run in order before any service starts.
+    pub init: Vec<PathBuf>,
 }
 
 impl Options {
@@ -81,6 +86,8 @@ impl Options {
             setsid: false,
             log: None,
             notif_fd: None,
+            prefix: false,
+            init: Vec::new(),
         }
     }
 }
@@ -152,6 +159,8 @@ struct Scanner {
     next_rescan: Option<Instant>,
     need_scan: bool,
     stop: Option<Stopping>,
+    /// `--prefix`: the services' prefix pipes (None without the option: no cost).
+    mux: Option<logmux::LogMux>,
 }
 
 fn fatal(prog: &str, msg: &str) -> ! {
@@ -307,6 +316,9 @@ pub fn run(opts: Options) -> i32 {
         let _ = f.write_all(b"\n");
     }
 
+    export_envdir(&prog, &shown);
+    run_init_steps(&prog, &opts.init);
+
     let sup_path = opts.supervisor.clone().unwrap_or_else(default_supervisor);
     let next_rescan =
         (opts.rescan_ms > 0).then(|| Instant::now() + Duration::from_millis(opts.rescan_ms));
@@ -328,8 +340,76 @@ pub fn run(opts: Options) -> i32 {
         next_rescan,
         need_scan: true,
         stop: None,
+        mux: None,
     };
+    if s.opts.prefix {
+        s.mux = Some(logmux::LogMux::new());
+    }
     s.main_loop()
+}
+
+/// The container-wide envdir rsvscan creates (relative to the scan directory) when
+/// `$RSV_ENVDIR` is not set.
+pub fn container_envdir() -> PathBuf {
+    Path::new(CTL_DIR).join("env")
+}
+
+/// Unless `$RSV_ENVDIR` is set already: creates [`container_envdir`] (mode 0755) and exports
+/// its absolute path as `$RSV_ENVDIR` to every child. A failure is one warning; services
+/// then run without a container-wide envdir.
+fn export_envdir(prog: &str, shown: &str) {
+    if std::env::var_os(crate::svenv::VAR).is_some() {
+        return;
+    }
+    let rel = container_envdir();
+    let made = match fs::DirBuilder::new().mode(0o755).create(&rel) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && rel.is_dir() => Ok(()),
+        Err(e) => Err(e),
+    };
+    let abs = made.and_then(|()| std::env::current_dir().map(|d| d.join(&rel)));
+    match abs {
+        // SAFETY: rsvscan is single-threaded (signal-hook's flag and pipe handlers start no
+        // thread), so nothing reads the environment concurrently.
+        Ok(p) => unsafe { std::env::set_var(crate::svenv::VAR, p) },
+        Err(e) => crate::diag::warn(
+            prog,
+            &format!("unable to mkdir {shown}/{}: {}", rel.display(), errtext(&e)),
+        ),
+    }
+}
+
+/// `--init PROG`: runs each step in order (in the scan directory, stdio inherited, with
+/// `$RSV_ENVDIR` set) before any service starts. A step that fails ends rsvscan with its exit
+/// code (128+N when killed by signal N; 111 when it cannot be run), before any service starts.
+fn run_init_steps(prog: &str, steps: &[PathBuf]) {
+    for step in steps {
+        let code = match Command::new(step).status() {
+            Ok(st) if st.success() => continue,
+            Ok(st) => {
+                use std::os::unix::process::ExitStatusExt;
+                st.code()
+                    .or_else(|| st.signal().map(|n| 128 + n))
+                    .unwrap_or(EXIT_SYS)
+            }
+            Err(e) => fatal(
+                prog,
+                &format!(
+                    "unable to run init step {}: {}",
+                    step.display(),
+                    errtext(&e)
+                ),
+            ),
+        };
+        crate::diag::fatal(
+            prog,
+            code,
+            &format!(
+                "init step {} failed (exit code {code}): no service started",
+                step.display()
+            ),
+        );
+    }
 }
 
 fn ms_until(now: Instant, t: Instant) -> u64 {
@@ -363,6 +443,7 @@ impl Scanner {
             self.read_inotify(&mut buf);
             self.read_log(&mut buf);
             self.reap();
+            self.pump_mux();
             if self.stop.is_none() {
                 if self.need_scan {
                     self.scan();
@@ -425,6 +506,9 @@ impl Scanner {
             ];
             if let Some(l) = &self.log_r {
                 fds.push(PollFd::new(std::os::fd::AsFd::as_fd(l), PollFlags::POLLIN));
+            }
+            if let Some(m) = &self.mux {
+                m.poll_fds(&mut fds);
             }
             poll(&mut fds, to)
         };
@@ -623,6 +707,7 @@ impl Scanner {
             }
         }
         let name = s.name.clone();
+        self.prefix_stdio(id, &name, &mut cmd);
         let r = cmd.spawn();
         let now = Instant::now();
         let Some(s) = self.svcs.get_mut(&id) else {
@@ -648,6 +733,31 @@ impl Scanner {
                 self.warn(&msg);
             }
         }
+    }
+
+    /// `--prefix`: a service without `log/` gets its prefix pipes as fd 1 and 2.
+    fn prefix_stdio(&mut self, id: Id, name: &str, cmd: &mut Command) {
+        let Some(m) = &mut self.mux else { return };
+        if Path::new(name).join("log").is_dir() {
+            return;
+        }
+        match m.writers(id, name) {
+            Ok((o, e)) => {
+                cmd.stdout(o).stderr(e);
+            }
+            Err(e) => {
+                let msg = format!("unable to create the output pipes of {name}: {e}");
+                crate::diag::warn(&self.opts.prog, &msg);
+            }
+        }
+    }
+
+    /// `--prefix`: follows the services, copies what their pipes have.
+    fn pump_mux(&mut self) {
+        let Some(m) = &mut self.mux else { return };
+        let svcs = &self.svcs;
+        m.sync(|id| svcs.get(id).map(|s| s.name.as_str()));
+        m.pump();
     }
 
     fn known_view(&self) -> BTreeMap<Id, Known> {
@@ -966,6 +1076,9 @@ impl Scanner {
     /// End of life: exec `.s6-svscan/finish` in s6 mode when present, else return `code`.
     fn finish(&mut self, code: i32) -> i32 {
         self.reap();
+        if let Some(m) = &mut self.mux {
+            m.drain();
+        }
         if self.opts.mode == Mode::S6 {
             let path = format!("{CTL_DIR}/finish");
             if fs::metadata(&path).is_ok() {

@@ -5,11 +5,24 @@ use rsv::diag;
 use rsv::machine::Mode;
 use rsv::scan::{Options, run};
 
-const USAGE: &str = "rsvscan [ --compat s6|runit ] [ --supervisor path ] [ -c max ] [ -t rescan_ms ] [ -T bound_ms ] [ -d notif ] [ -P ] [ scandir [ log ] ]";
+const USAGE: &str = "rsvscan [ --compat s6|runit ] [ --supervisor path ] [ -c max ] [ -t rescan_ms ] [ -T bound_ms ] [ -d notif ] [ -P ] [ --prefix ] [ --init prog ]... [ scandir [ log ] ]";
 
 fn num(prog: &str, v: Option<String>) -> u64 {
     v.and_then(|s| s.parse().ok())
         .unwrap_or_else(|| diag::usage(prog, USAGE))
+}
+
+/// An `--init` program named by a relative path with a slash is found from where rsvscan was
+/// started (rsvscan changes to the scan directory before running it); a bare name is looked
+/// up through $PATH.
+fn init_path(p: &str) -> std::path::PathBuf {
+    let path = std::path::Path::new(p);
+    if p.contains('/') && path.is_relative() {
+        if let Ok(cwd) = std::env::current_dir() {
+            return cwd.join(path);
+        }
+    }
+    path.to_path_buf()
 }
 
 fn main() {
@@ -62,6 +75,11 @@ fn main() {
                 o.notif_fd = Some(fd as i32);
             }
             "-P" => o.setsid = true,
+            "--prefix" => o.prefix = true,
+            "--init" => match it.next() {
+                Some(p) if !p.is_empty() => o.init.push(init_path(&p)),
+                _ => diag::usage(&prog, USAGE),
+            },
             "--" => {
                 rest.extend(it.by_ref());
                 break;
