@@ -177,35 +177,28 @@ impl LogMux {
     /// the first time.
     pub fn writers(&mut self, id: Id, name: &str) -> io::Result<(OwnedFd, OwnedFd)> {
         self.names.insert(id, name.to_string());
-        let mut ends: [Option<OwnedFd>; 2] = [None, None];
-        for to in 0..2 {
-            let found = self
-                .streams
-                .iter()
-                .find(|s| s.id == id && s.to == to && s.w.is_some());
-            let w = match found.and_then(|s| s.w.as_ref()) {
-                Some(w) => w.try_clone()?,
-                None => {
-                    let (r, w) = pipe()?;
-                    let copy = w.try_clone()?;
-                    self.streams.push(Stream {
-                        id,
-                        to,
-                        r,
-                        w: Some(w),
-                        partial: Vec::new(),
-                        eof: false,
-                    });
-                    copy
-                }
-            };
-            ends[to] = Some(w);
+        Ok((self.writer(id, 0)?, self.writer(id, 1)?))
+    }
+
+    fn writer(&mut self, id: Id, to: usize) -> io::Result<OwnedFd> {
+        let found = self
+            .streams
+            .iter()
+            .find(|s| s.id == id && s.to == to && s.w.is_some());
+        if let Some(w) = found.and_then(|s| s.w.as_ref()) {
+            return w.try_clone();
         }
-        let [o, e] = ends;
-        match (o, e) {
-            (Some(o), Some(e)) => Ok((o, e)),
-            _ => Err(io::Error::from_raw_os_error(libc::EBADF)),
-        }
+        let (r, w) = pipe()?;
+        let copy = w.try_clone()?;
+        self.streams.push(Stream {
+            id,
+            to,
+            r,
+            w: Some(w),
+            partial: Vec::new(),
+            eof: false,
+        });
+        Ok(copy)
     }
 
     /// Follows the scanner's services: `name_of(id)` is the current name of a known service,
