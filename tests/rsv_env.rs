@@ -312,3 +312,61 @@ fn failing_init_step_exits_with_its_code_and_starts_nothing() {
     assert!(msg.contains(missing.to_str().unwrap()), "{msg}");
     assert!(!sd.join("supervise").exists());
 }
+
+#[test]
+fn example_env_runs_as_documented() {
+    if !unshare_ok() {
+        return;
+    }
+    let t = TempDir::new("env-example");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("servicedirs-examples/env");
+    let st = Command::new("cp")
+        .arg("-a")
+        .arg(&src)
+        .arg(t.path().join("env"))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let base = t.path().join("env");
+    let out = t.path().join("out");
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--pid", "--fork", "--mount-proc", "--kill-child"])
+        .arg(bin("rsvscan"))
+        .args(["--prefix", "--init", "./init/export-vars", "services"])
+        .current_dir(&base)
+        .env_remove("RSV_ENVDIR")
+        .env("GREETING", "hello")
+        .env("DEBUG", "1")
+        .stdin(Stdio::null())
+        .stdout(fs::File::create(&out).unwrap())
+        .stderr(fs::File::create(t.path().join("err")).unwrap());
+    let guard = Guard::spawn(&mut cmd);
+    let init = wait_for(5 * SEC, "rsvscan as PID 1", || child_of(guard.pid()));
+    let link = fs::read_link(format!("/proc/{init}/ns/pid")).unwrap();
+    let mut ns = Ns {
+        guard,
+        init,
+        link: link.display().to_string(),
+        err: t.path().join("err"),
+    };
+    let text = wait_for(10 * SEC, "both services' lines", || {
+        let t = fs::read_to_string(&out).ok()?;
+        (t.contains("reporter | ") && t.contains("app | app: started")).then_some(t)
+    });
+    let envdir = base.join("services/.s6-svscan/env");
+    assert!(
+        text.starts_with(&format!(
+            "export-vars: wrote CONTAINER_STARTED_AT and CONTAINER_HOST to {}\n",
+            envdir.display()
+        )),
+        "{text}"
+    );
+    assert!(text.contains("app | app: APP_MODE=production DEBUG=<unset> GREETING=hello\n"));
+    let host = fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let host = host.trim_end();
+    assert!(text.contains(&format!(
+        "reporter | reporter: DEBUG=1 GREETING=hello host={host}\n"
+    )));
+    assert!(text.contains(&format!(" on {host}\n")), "{text}");
+    assert_eq!(stop(&mut ns), Some(0), "{}", ns.stderr());
+}

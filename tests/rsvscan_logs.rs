@@ -303,3 +303,77 @@ fn service_with_log_keeps_its_logger_and_rsvlog_copies_to_stdout() {
     let want: String = (0..300).map(|n| format!("app line {n}\n")).collect();
     assert_eq!(o, want);
 }
+
+#[test]
+fn example_logs_runs_as_documented() {
+    if !unshare_ok() {
+        return;
+    }
+    let t = TempDir::new("logs-example");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("servicedirs-examples/logs");
+    let st = Command::new("cp")
+        .arg("-a")
+        .arg(&src)
+        .arg(t.path().join("logs"))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let dir = t.path().join("logs/services");
+    // The audit logger runs `rsvlog` from PATH.
+    let path = format!(
+        "{}:{}",
+        bin("rsvlog").parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let (out, err) = (t.path().join("out"), t.path().join("err"));
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--pid", "--fork", "--mount-proc", "--kill-child"])
+        .arg(bin("rsvscan"))
+        .arg("--prefix")
+        .arg(&dir)
+        .env("PATH", path)
+        .stdin(Stdio::null())
+        .stdout(fs::File::create(&out).unwrap())
+        .stderr(fs::File::create(&err).unwrap());
+    let guard = Guard::spawn(&mut cmd);
+    let init = wait_for(5 * SEC, "rsvscan as PID 1", || child_of(guard.pid()));
+    let link = fs::read_link(format!("/proc/{init}/ns/pid")).unwrap();
+    let mut ns = Ns {
+        guard,
+        init,
+        link: link.display().to_string(),
+        err: err.clone(),
+    };
+    for want in [
+        "web | GET /item/2 200",
+        "worker | job 2: processing... done\n",
+        "clock | tick 1 at ",
+        "audit: event 2\n",
+    ] {
+        wait_text(&out, want, 10 * SEC);
+    }
+    wait_for(10 * SEC, "audit's log file", || {
+        let c = fs::read_to_string(dir.join("audit/log/main/current")).ok()?;
+        c.contains("audit: event 1\n").then_some(())
+    });
+    assert_eq!(stop(&mut ns), Some(0), "{}", ns.stderr());
+    for line in text(&out).lines() {
+        assert!(
+            [
+                "web | GET ",
+                "worker | job ",
+                "clock | tick ",
+                "audit: event "
+            ]
+            .iter()
+            .any(|p| line.starts_with(p)),
+            "{line}"
+        );
+    }
+    for line in text(&err).lines() {
+        assert!(
+            line.starts_with("web | slow request ") || line.starts_with("worker | job "),
+            "{line}"
+        );
+    }
+}
