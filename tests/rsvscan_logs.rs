@@ -377,3 +377,72 @@ fn example_logs_runs_as_documented() {
         );
     }
 }
+
+/// Resident set size of `pid` in KiB.
+fn rss_kib(pid: i32) -> u64 {
+    let s = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    s.lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn prefix_blocked_stdout_pauses_reading_but_not_supervision() {
+    if !unshare_ok() {
+        return;
+    }
+    use std::io::{BufRead, BufReader};
+    let t = TempDir::new("logs-blocked");
+    let dir = t.path().join("service");
+    // 4000 lines of 1000 bytes: 4 MB, far more than the pipes and queues hold.
+    script(
+        &dir.join("flood/run"),
+        "#!/bin/sh\npad=$(head -c 990 /dev/zero | tr '\\0' p)\nn=0\n\
+         while [ $n -lt 4000 ]; do echo \"$n $pad\"; n=$((n+1)); done\nexec sleep 1000\n",
+    );
+    let err = t.path().join("err");
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--pid", "--fork", "--mount-proc", "--kill-child"])
+        .arg(bin("rsvscan"))
+        .arg("--supervisor")
+        .arg(bin("rsupervise"))
+        .arg("--prefix")
+        .arg(&dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(fs::File::create(&err).unwrap());
+    let mut guard = Guard::spawn(&mut cmd);
+    let stdout = guard.0.as_mut().unwrap().stdout.take().unwrap();
+    let init = wait_for(5 * SEC, "rsvscan as PID 1", || child_of(guard.pid()));
+    let link = fs::read_link(format!("/proc/{init}/ns/pid")).unwrap();
+    let mut ns = Ns {
+        guard,
+        init,
+        link: link.display().to_string(),
+        err,
+    };
+    wait_listening(&dir);
+    // Nobody reads rsvscan's stdout: the flood blocks, rsvscan still picks up and
+    // supervises a new service, and its memory stays small.
+    std::thread::sleep(Duration::from_millis(300));
+    script(&dir.join("late/run"), "#!/bin/sh\nexec sleep 1000\n");
+    wait_up(&dir.join("late"), 10 * SEC);
+    let rss = rss_kib(ns.init);
+    assert!(rss < 30 * 1024, "rsvscan uses {rss} KiB while blocked");
+
+    // Reading resumes: every line arrives, whole and in order.
+    let mut r = BufReader::new(stdout);
+    let pad = "p".repeat(990);
+    for n in 0..4000 {
+        let mut line = String::new();
+        r.read_line(&mut line).unwrap();
+        assert!(
+            line == format!("flood | {n} {pad}\n"),
+            "line {n}: {:.60}",
+            line
+        );
+    }
+    assert_eq!(stop(&mut ns), Some(0), "{}", ns.stderr());
+}
