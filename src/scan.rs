@@ -6,7 +6,8 @@
 //! still lack `run`), so a new or removed entry is acted on at once; `-t` adds a periodic
 //! rescan as a safety net. While nothing happens the loop sleeps in poll(2) with no timeout.
 //!
-//! Log pipelines are owned by each `rsupervise` (runsv style), so the scanner holds no pipes.
+//! Log pipelines are owned by each `rsupervise` (runsv style), so the scanner holds no pipes,
+//! except with `--prefix`, where it copies the output of services without `log/` ([`logmux`]).
 //! The decisions (what to start, stop, forget) are made by the pure functions of [`plan`].
 
 pub mod logmux;
