@@ -318,7 +318,7 @@ pub fn run(opts: Options) -> i32 {
     }
 
     export_envdir(&prog, &shown);
-    run_init_steps(&prog, &opts.init);
+    run_init_steps(&prog, &opts.init, &sig_r, &flags);
 
     let sup_path = opts.supervisor.clone().unwrap_or_else(default_supervisor);
     let next_rescan =
@@ -383,9 +383,43 @@ fn export_envdir(prog: &str, shown: &str) {
 /// `--init PROG`: runs each step in order (in the scan directory, stdio inherited, with
 /// `$RSV_ENVDIR` set) before any service starts. A step that fails ends rsvscan with its exit
 /// code (128+N when killed by signal N; 111 when it cannot be run), before any service starts.
-fn run_init_steps(prog: &str, steps: &[PathBuf]) {
+/// SIGTERM, SIGINT or SIGQUIT received meanwhile is passed on to the running step (and, left
+/// pending, stops rsvscan afterwards).
+fn run_init_steps(
+    prog: &str,
+    steps: &[PathBuf],
+    sig_r: &UnixStream,
+    flags: &[(i32, Arc<AtomicBool>)],
+) {
     for step in steps {
-        let code = match Command::new(step).status() {
+        let status = Command::new(step).spawn().and_then(|mut child| {
+            let mut passed_on = false;
+            loop {
+                if let Some(st) = child.try_wait()? {
+                    return Ok(st);
+                }
+                let stop = flags.iter().any(|(sig, f)| {
+                    matches!(*sig, libc::SIGTERM | libc::SIGINT | libc::SIGQUIT)
+                        && f.load(Ordering::SeqCst)
+                });
+                if stop && !passed_on {
+                    passed_on = true;
+                    // SAFETY: kill(2) on our own child, not yet reaped.
+                    unsafe {
+                        libc::kill(child.id() as i32, libc::SIGTERM);
+                    }
+                }
+                // SIGCHLD (like every caught signal) wakes us through the self-pipe.
+                let mut fds = [PollFd::new(
+                    std::os::fd::AsFd::as_fd(sig_r),
+                    PollFlags::POLLIN,
+                )];
+                let _ = poll(&mut fds, PollTimeout::from(1000u16));
+                let mut b = [0u8; 64];
+                while matches!((&*sig_r).read(&mut b), Ok(n) if n > 0) {}
+            }
+        });
+        let code = match status {
             Ok(st) if st.success() => continue,
             Ok(st) => {
                 use std::os::unix::process::ExitStatusExt;

@@ -370,3 +370,44 @@ fn example_env_runs_as_documented() {
     assert!(text.contains(&format!(" on {host}\n")), "{text}");
     assert_eq!(stop(&mut ns), Some(0), "{}", ns.stderr());
 }
+
+#[test]
+fn sigterm_during_an_init_step_is_passed_on() {
+    if !unshare_ok() {
+        return;
+    }
+    let t = TempDir::new("env-initterm");
+    let dir = t.path().join("service");
+    dumper(&dir.join("svc"));
+    let slow = t.path().join("slow");
+    script(
+        &slow,
+        "#!/bin/sh\necho started > \"$RSV_ENVDIR/STEP\"\nexec sleep 100\n",
+    );
+    let err = t.path().join("err");
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--pid", "--fork", "--mount-proc", "--kill-child"])
+        .arg(bin("rsvscan"))
+        .arg("--supervisor")
+        .arg(bin("rsupervise"))
+        .args(["--init", slow.to_str().unwrap()])
+        .arg(&dir)
+        .env_remove("RSV_ENVDIR")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(fs::File::create(&err).unwrap());
+    let mut g = Guard::spawn(&mut cmd);
+    let init = wait_for(5 * SEC, "rsvscan as PID 1", || child_of(g.pid()));
+    wait_for(5 * SEC, "init step running", || {
+        dir.join(".s6-svscan/env/STEP").exists().then_some(())
+    });
+    // SAFETY: kill(2) on rsvscan (PID 1 of the test's namespace), started by this test.
+    unsafe {
+        libc::kill(init, libc::SIGTERM);
+    }
+    let st = g.wait_exit(5 * SEC);
+    let msg = fs::read_to_string(&err).unwrap();
+    assert_eq!(st.code(), Some(128 + libc::SIGTERM), "{msg}");
+    assert!(msg.contains("exit code 143"), "{msg}");
+    assert!(!dir.join("svc/supervise").exists());
+}
