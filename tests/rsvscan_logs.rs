@@ -177,23 +177,25 @@ fn prefix_long_line_is_cut_and_partial_line_flushed_at_stop() {
     if !unshare_ok() {
         return;
     }
-    let t = TempDir::new("logs-cut");
-    let dir = t.path().join("service");
-    script(
-        &dir.join("big/run"),
-        "#!/bin/sh\nhead -c 40000 /dev/zero | tr '\\0' y\necho\nprintf 'no newline at the end'\n\
-         echo ready >&2\nexec sleep 1000\n",
-    );
-    let (out, err) = (t.path().join("out"), t.path().join("err"));
-    let mut ns = start(&dir, &["--prefix"], &out, &err);
-    wait_text(&err, "big | ready\n", 10 * SEC);
-    assert_eq!(stop(&mut ns), Some(0), "{}", ns.stderr());
-    let o = text(&out);
-    let y = |n: usize| format!("big | {}\n", "y".repeat(n));
-    let want =
-        [y(16384), y(16384), y(40000 - 2 * 16384)].concat() + "big | no newline at the end\n";
-    let lens: Vec<usize> = o.split_inclusive('\n').map(str::len).collect();
-    assert!(o == want, "line lengths {lens:?}");
+    for compat in ["s6", "runit"] {
+        let t = TempDir::new("logs-cut");
+        let dir = t.path().join("service");
+        script(
+            &dir.join("big/run"),
+            "#!/bin/sh\nhead -c 40000 /dev/zero | tr '\\0' y\necho\nprintf 'no newline at the end'\n\
+             echo ready >&2\nexec sleep 1000\n",
+        );
+        let (out, err) = (t.path().join("out"), t.path().join("err"));
+        let mut ns = start(&dir, &["--prefix", "--compat", compat], &out, &err);
+        wait_text(&err, "big | ready\n", 10 * SEC);
+        assert_eq!(stop(&mut ns), Some(0), "{}", ns.stderr());
+        let o = text(&out);
+        let y = |n: usize| format!("big | {}\n", "y".repeat(n));
+        let want =
+            [y(16384), y(16384), y(40000 - 2 * 16384)].concat() + "big | no newline at the end\n";
+        let lens: Vec<usize> = o.split_inclusive('\n').map(str::len).collect();
+        assert!(o == want, "{compat}: line lengths {lens:?}");
+    }
 }
 
 #[test]
