@@ -20,6 +20,7 @@ pub mod status;
 pub mod supervise;
 pub mod svcmd;
 pub mod svdir;
+pub mod svenv;
 pub mod svstat;
 pub mod svview;
 pub mod tai;

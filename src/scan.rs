@@ -6,9 +6,11 @@
 //! still lack `run`), so a new or removed entry is acted on at once; `-t` adds a periodic
 //! rescan as a safety net. While nothing happens the loop sleeps in poll(2) with no timeout.
 //!
-//! Log pipelines are owned by each `rsupervise` (runsv style), so the scanner holds no pipes.
+//! Log pipelines are owned by each `rsupervise` (runsv style), so the scanner holds no pipes,
+//! except with `--prefix`, where it copies the output of services without `log/` ([`logmux`]).
 //! The decisions (what to start, stop, forget) are made by the pure functions of [`plan`].
 
+pub mod logmux;
 pub mod main_cmd;
 pub mod plan;
 
@@ -72,6 +74,10 @@ pub struct Options {
     pub main_cmd: Option<Vec<OsString>>,
     /// `--wait-ready MS`: start CMD only once every service is ready, within MS.
     pub wait_ready_ms: Option<u64>,
+    /// `--prefix`: copy the output of services without `log/` as `NAME | line`.
+    pub prefix: bool,
+    /// `--init PROG`: programs run in order before any service starts.
+    pub init: Vec<PathBuf>,
 }
 
 impl Options {
@@ -89,6 +95,8 @@ impl Options {
             notif_fd: None,
             main_cmd: None,
             wait_ready_ms: None,
+            prefix: false,
+            init: Vec::new(),
         }
     }
 }
@@ -164,6 +172,8 @@ struct Scanner {
     main: Option<main_cmd::MainCmd>,
     /// Exit code decided by the main command or an essential service (first one wins).
     decided: Option<i32>,
+    /// `--prefix`: the services' prefix pipes (None without the option: no cost).
+    mux: Option<logmux::LogMux>,
 }
 
 fn fatal(prog: &str, msg: &str) -> ! {
@@ -330,6 +340,9 @@ pub fn run(opts: Options) -> i32 {
         let _ = f.write_all(b"\n");
     }
 
+    export_envdir(&prog, &shown);
+    run_init_steps(&prog, &opts.init, &sig_r, &flags);
+
     let sup_path = opts.supervisor.clone().unwrap_or_else(default_supervisor);
     let next_rescan =
         (opts.rescan_ms > 0).then(|| Instant::now() + Duration::from_millis(opts.rescan_ms));
@@ -353,8 +366,110 @@ pub fn run(opts: Options) -> i32 {
         stop: None,
         main,
         decided: None,
+        mux: None,
     };
+    if s.opts.prefix {
+        s.mux = Some(logmux::LogMux::new());
+    }
     s.main_loop()
+}
+
+/// The container-wide envdir rsvscan creates (relative to the scan directory) when
+/// `$RSV_ENVDIR` is not set.
+pub fn container_envdir() -> PathBuf {
+    Path::new(CTL_DIR).join("env")
+}
+
+/// Unless `$RSV_ENVDIR` is set already: creates [`container_envdir`] (mode 0755) and exports
+/// its absolute path as `$RSV_ENVDIR` to every child. A failure is one warning; services
+/// then run without a container-wide envdir.
+fn export_envdir(prog: &str, shown: &str) {
+    if std::env::var_os(crate::svenv::VAR).is_some() {
+        return;
+    }
+    let rel = container_envdir();
+    let made = match fs::DirBuilder::new().mode(0o755).create(&rel) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && rel.is_dir() => Ok(()),
+        Err(e) => Err(e),
+    };
+    let abs = made.and_then(|()| std::env::current_dir().map(|d| d.join(&rel)));
+    match abs {
+        // SAFETY: rsvscan is single-threaded (signal-hook's flag and pipe handlers start no
+        // thread), so nothing reads the environment concurrently.
+        Ok(p) => unsafe { std::env::set_var(crate::svenv::VAR, p) },
+        Err(e) => crate::diag::warn(
+            prog,
+            &format!("unable to mkdir {shown}/{}: {}", rel.display(), errtext(&e)),
+        ),
+    }
+}
+
+/// `--init PROG`: runs each step in order (in the scan directory, stdio inherited, with
+/// `$RSV_ENVDIR` set) before any service starts. A step that fails ends rsvscan with its exit
+/// code (128+N when killed by signal N; 111 when it cannot be run), before any service starts.
+/// SIGTERM, SIGINT or SIGQUIT received meanwhile is passed on to the running step (and, left
+/// pending, stops rsvscan afterwards).
+fn run_init_steps(
+    prog: &str,
+    steps: &[PathBuf],
+    sig_r: &UnixStream,
+    flags: &[(i32, Arc<AtomicBool>)],
+) {
+    for step in steps {
+        let status = Command::new(step).spawn().and_then(|mut child| {
+            let mut passed_on = false;
+            loop {
+                if let Some(st) = child.try_wait()? {
+                    return Ok(st);
+                }
+                let stop = flags.iter().any(|(sig, f)| {
+                    matches!(*sig, libc::SIGTERM | libc::SIGINT | libc::SIGQUIT)
+                        && f.load(Ordering::SeqCst)
+                });
+                if stop && !passed_on {
+                    passed_on = true;
+                    // SAFETY: kill(2) on our own child, not yet reaped.
+                    unsafe {
+                        libc::kill(child.id() as i32, libc::SIGTERM);
+                    }
+                }
+                // SIGCHLD (like every caught signal) wakes us through the self-pipe.
+                let mut fds = [PollFd::new(
+                    std::os::fd::AsFd::as_fd(sig_r),
+                    PollFlags::POLLIN,
+                )];
+                let _ = poll(&mut fds, PollTimeout::from(1000u16));
+                let mut b = [0u8; 64];
+                while matches!((&*sig_r).read(&mut b), Ok(n) if n > 0) {}
+            }
+        });
+        let code = match status {
+            Ok(st) if st.success() => continue,
+            Ok(st) => {
+                use std::os::unix::process::ExitStatusExt;
+                st.code()
+                    .or_else(|| st.signal().map(|n| 128 + n))
+                    .unwrap_or(EXIT_SYS)
+            }
+            Err(e) => fatal(
+                prog,
+                &format!(
+                    "unable to run init step {}: {}",
+                    step.display(),
+                    errtext(&e)
+                ),
+            ),
+        };
+        crate::diag::fatal(
+            prog,
+            code,
+            &format!(
+                "init step {} failed (exit code {code}): no service started",
+                step.display()
+            ),
+        );
+    }
 }
 
 fn ms_until(now: Instant, t: Instant) -> u64 {
@@ -388,6 +503,7 @@ impl Scanner {
             self.read_inotify(&mut buf);
             self.read_log(&mut buf);
             self.reap();
+            self.pump_mux();
             if self.stop.is_none() {
                 if self.need_scan {
                     self.scan();
@@ -454,6 +570,9 @@ impl Scanner {
             ];
             if let Some(l) = &self.log_r {
                 fds.push(PollFd::new(std::os::fd::AsFd::as_fd(l), PollFlags::POLLIN));
+            }
+            if let Some(m) = &self.mux {
+                m.poll_fds(&mut fds);
             }
             poll(&mut fds, to)
         };
@@ -660,6 +779,7 @@ impl Scanner {
             }
         }
         let name = s.name.clone();
+        self.prefix_stdio(id, &name, &mut cmd);
         let r = cmd.spawn();
         let now = Instant::now();
         let Some(s) = self.svcs.get_mut(&id) else {
@@ -685,6 +805,31 @@ impl Scanner {
                 self.warn(&msg);
             }
         }
+    }
+
+    /// `--prefix`: a service without `log/` gets its prefix pipes as fd 1 and 2.
+    fn prefix_stdio(&mut self, id: Id, name: &str, cmd: &mut Command) {
+        let Some(m) = &mut self.mux else { return };
+        if Path::new(name).join("log").is_dir() {
+            return;
+        }
+        match m.writers(id, name) {
+            Ok((o, e)) => {
+                cmd.stdout(o).stderr(e);
+            }
+            Err(e) => {
+                let msg = format!("unable to create the output pipes of {name}: {e}");
+                crate::diag::warn(&self.opts.prog, &msg);
+            }
+        }
+    }
+
+    /// `--prefix`: follows the services, copies what their pipes have.
+    fn pump_mux(&mut self) {
+        let Some(m) = &mut self.mux else { return };
+        let svcs = &self.svcs;
+        m.sync(|id| svcs.get(id).map(|s| s.name.as_str()));
+        m.pump();
     }
 
     fn known_view(&self) -> BTreeMap<Id, Known> {
@@ -1003,6 +1148,9 @@ impl Scanner {
     /// End of life: exec `.s6-svscan/finish` in s6 mode when present, else return `code`.
     fn finish(&mut self, code: i32) -> i32 {
         self.reap();
+        if let Some(m) = &mut self.mux {
+            m.drain();
+        }
         if self.opts.mode == Mode::S6 {
             let path = format!("{CTL_DIR}/finish");
             if fs::metadata(&path).is_ok() {

@@ -1095,6 +1095,19 @@ impl Sup {
         let mut argv_ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
         argv_ptrs.push(std::ptr::null());
         let chdir_log = if is_log { Some(cstr("log")?) } else { None };
+        // run and finish get $RSV_ENVDIR and env/ applied (read fresh, before the fork).
+        let envp: Option<Vec<CString>> = match &what {
+            What::Control(_) => None,
+            _ => crate::svenv::for_start(&s.dir).map_err(|e| {
+                s.dir.warn(&e.msg);
+                Errno::from_raw(e.errno)
+            })?,
+        };
+        let envp_ptrs: Option<Vec<*const libc::c_char>> = envp.as_ref().map(|v| {
+            let mut p: Vec<*const libc::c_char> = v.iter().map(|c| c.as_ptr()).collect();
+            p.push(std::ptr::null());
+            p
+        });
 
         // Descriptor plan: fd 0 (logger: pipe read end), fd 1 (service: pipe write end),
         // fd N (run: readiness pipe write end).
@@ -1198,7 +1211,10 @@ impl Sup {
                             fail(hs);
                         }
                     }
-                    libc::execv(path.as_ptr(), argv_ptrs.as_ptr());
+                    match &envp_ptrs {
+                        Some(e) => libc::execve(path.as_ptr(), argv_ptrs.as_ptr(), e.as_ptr()),
+                        None => libc::execv(path.as_ptr(), argv_ptrs.as_ptr()),
+                    };
                     fail(hs)
                 }
             }

@@ -8,7 +8,7 @@ use rsv::diag;
 use rsv::machine::Mode;
 use rsv::scan::{Options, run};
 
-const USAGE: &str = "rsvscan [ --compat s6|runit ] [ --supervisor path ] [ -c max ] [ -t rescan_ms ] [ -T bound_ms ] [ -d notif ] [ -P ] [ --wait-ready ms ] [ scandir [ log ] ] [ -- prog [ args... ] ]";
+const USAGE: &str = "rsvscan [ --compat s6|runit ] [ --supervisor path ] [ -c max ] [ -t rescan_ms ] [ -T bound_ms ] [ -d notif ] [ -P ] [ --prefix ] [ --init prog ]... [ --wait-ready ms ] [ scandir [ log ] ] [ -- prog [ args... ] ]";
 
 fn num(prog: &str, v: Option<String>) -> u64 {
     v.and_then(|s| s.parse().ok())
@@ -24,6 +24,19 @@ fn utf8(prog: &str, a: OsString) -> String {
             &format!("argument is not valid UTF-8: {}", a.to_string_lossy()),
         )
     })
+}
+
+/// An `--init` program named by a relative path with a slash is found from where rsvscan was
+/// started (rsvscan changes to the scan directory before running it); a bare name is looked
+/// up through $PATH.
+fn init_path(p: &str) -> std::path::PathBuf {
+    let path = std::path::Path::new(p);
+    if p.contains('/') && path.is_relative() {
+        if let Ok(cwd) = std::env::current_dir() {
+            return cwd.join(path);
+        }
+    }
+    path.to_path_buf()
 }
 
 pub(crate) fn main() {
@@ -87,6 +100,11 @@ pub(crate) fn main() {
                 o.notif_fd = Some(fd as i32);
             }
             "-P" => o.setsid = true,
+            "--prefix" => o.prefix = true,
+            "--init" => match next(&mut it) {
+                Some(p) if !p.is_empty() => o.init.push(init_path(&p)),
+                _ => diag::usage(&prog, USAGE),
+            },
             s if s.starts_with('-') && s.len() > 1 => diag::usage(&prog, USAGE),
             _ => {
                 // Operands: scandir [log], then optionally `-- CMD [ARGS...]`.
