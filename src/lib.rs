@@ -5,6 +5,7 @@
 pub mod control;
 pub mod diag;
 pub mod envdir;
+pub mod exec;
 pub mod extstate;
 pub mod fifodir;
 pub mod getopt;
