@@ -9,6 +9,7 @@ pub mod exec;
 pub mod extstate;
 pub mod fifodir;
 pub mod getopt;
+pub mod import;
 pub mod lock;
 pub mod logger;
 pub mod machine;
