@@ -66,7 +66,7 @@ fn write_exec(path: &Path, text: &str) -> std::io::Result<()> {
 /// Writes one service directory under `outdir`.
 pub fn write_service(outdir: &Path, s: &Service) -> Result<(), String> {
     let dir = outdir.join(&s.name);
-    let err = |p: &Path, e: std::io::Error| format!("{}: {e}", p.display());
+    let err = |p: &Path, e: std::io::Error| format!("{}: {}", p.display(), why(&e));
     fs::create_dir_all(&dir).map_err(|e| err(&dir, e))?;
     for f in MANAGED {
         let _ = fs::remove_file(dir.join(f));
@@ -136,10 +136,17 @@ pub fn main(prog: &str, args: &[String]) -> i32 {
         return usage(prog);
     }
     let (kind, file, outdir) = (rest[0].as_str(), Path::new(&rest[1]), Path::new(&rest[2]));
+    if kind != "supervisord" && kind != "procfile" {
+        return usage(prog);
+    }
     let text = match fs::read(file) {
         Ok(t) => String::from_utf8_lossy(&t).into_owned(),
         Err(e) => {
-            eprintln!("{prog}: fatal: unable to read {}: {e}", file.display());
+            eprintln!(
+                "{prog}: fatal: unable to read {}: {}",
+                file.display(),
+                why(&e)
+            );
             return EXIT_SYS;
         }
     };
@@ -200,6 +207,14 @@ pub fn main(prog: &str, args: &[String]) -> i32 {
         0
     } else {
         EXIT_PARTIAL
+    }
+}
+
+/// A short reason for an I/O error (runit's words for errno values).
+fn why(e: &std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(n) => crate::exec::errstr(n),
+        None => e.to_string(),
     }
 }
 
