@@ -237,3 +237,55 @@ fn usage_and_unreadable_input() {
     assert!(err.contains("line 2"), "{err}");
     assert!(!t.path().join("o").exists());
 }
+
+/// Every file below `dir` with its mode and content, sorted by path.
+fn tree(dir: &Path) -> Vec<(String, u32, Vec<u8>)> {
+    fn walk(base: &Path, d: &Path, out: &mut Vec<(String, u32, Vec<u8>)>) {
+        for e in fs::read_dir(d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(base, &p, out);
+            } else {
+                let rel = p.strip_prefix(base).unwrap().display().to_string();
+                let mode = fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+                out.push((rel, mode, fs::read(&p).unwrap()));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+#[test]
+fn example_output_is_current() {
+    let ex = Path::new(env!("CARGO_MANIFEST_DIR")).join("servicedirs-examples/import");
+    let t = TempDir::new("import-example");
+    for (kind, input, outdir) in [
+        ("supervisord", "supervisord.conf", "supervisord"),
+        ("procfile", "Procfile", "procfile"),
+    ] {
+        let dest = t.path().join(outdir);
+        let (rc, _, err) = run(
+            Command::new(import_bin())
+                .args([kind, input])
+                .arg(&dest)
+                .current_dir(&ex),
+            LIMIT,
+        );
+        assert_eq!(rc, 0, "{err}");
+        let notes = fs::read_to_string(ex.join(format!("{outdir}.notes"))).unwrap();
+        let err = err.replace(&dest.display().to_string(), outdir);
+        assert_eq!(err, notes, "{outdir}.notes is out of date");
+        let (want, got) = (tree(&ex.join(outdir)), tree(&dest));
+        assert_eq!(
+            got, want,
+            "servicedirs-examples/import/{outdir} is out of date"
+        );
+        assert!(
+            want.iter()
+                .any(|(p, m, _)| p.ends_with("run") && *m == 0o755)
+        );
+    }
+}
