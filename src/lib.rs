@@ -25,5 +25,5 @@ pub mod svdir;
 pub mod svenv;
 pub mod svstat;
 pub mod svview;
-pub mod tai64nlocal;
 pub mod tai;
+pub mod tai64nlocal;

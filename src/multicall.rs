@@ -38,6 +38,8 @@ pub enum Applet {
     Rsvscanctl,
     Rsvlog,
     Rsvtai64nlocal,
+    Rsvexec,
+    RsvImport,
 }
 
 /// Which set of names a link belongs to (what `rsv install` creates).
@@ -61,10 +63,13 @@ pub const NAMES: &[(&str, Applet, Set)] = &[
     ("rsvscanctl", Applet::Rsvscanctl, Set::Rsv),
     ("rsvlog", Applet::Rsvlog, Set::Rsv),
     ("rsvtai64nlocal", Applet::Rsvtai64nlocal, Set::Rsv),
+    ("rsvexec", Applet::Rsvexec, Set::Rsv),
+    ("rsv-import", Applet::RsvImport, Set::Rsv),
     ("runsvdir", Applet::Rsvscan, Set::Runit),
     ("runsv", Applet::Rsupervise, Set::Runit),
     ("sv", Applet::Rsvc, Set::Runit),
     ("svlogd", Applet::Rsvlog, Set::Runit),
+    ("chpst", Applet::Rsvexec, Set::Runit),
     ("s6-svscan", Applet::Rsvscan, Set::S6),
     ("s6-supervise", Applet::Rsupervise, Set::S6),
     ("s6-svc", Applet::Rsvc, Set::S6),

@@ -7,7 +7,7 @@ mod scan;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -118,10 +118,17 @@ fn names_select_the_program() {
         ("s6-svscanctl", "rsvscanctl"),
         ("svlogd", "rsvlog"),
         ("runsv", "rsupervise"),
+        ("chpst", "rsvexec"),
+        ("rsv-import", "rsv-import"),
     ] {
         // The separate binary reached through a link of the same name in another directory.
         let sep_link = sep_dir.join(name);
-        std::os::unix::fs::symlink(bin(sep), &sep_link).unwrap();
+        let sep_bin = match sep {
+            "rsvexec" => PathBuf::from(env!("CARGO_BIN_EXE_rsvexec")),
+            "rsv-import" => PathBuf::from(env!("CARGO_BIN_EXE_rsv-import")),
+            _ => bin(sep),
+        };
+        std::os::unix::fs::symlink(sep_bin, &sep_link).unwrap();
         let dir = t.path().join(format!("d-{name}"));
         fs::create_dir_all(&dir).unwrap();
         let (c1, o1, e1) = run(Command::new(t.path().join(name)).arg("-X").arg(&dir), T);

@@ -2,8 +2,12 @@
 
 #[path = "rsupervise.rs"]
 mod rsupervise;
+#[path = "rsv-import.rs"]
+mod rsv_import;
 #[path = "rsvc.rs"]
 mod rsvc;
+#[path = "rsvexec.rs"]
+mod rsvexec;
 #[path = "rsvlog.rs"]
 mod rsvlog;
 #[path = "rsvok.rs"]
@@ -32,6 +36,8 @@ fn main() {
         Some(Applet::Rsvscanctl) => rsvscanctl::main(),
         Some(Applet::Rsvlog) => rsvlog::main(),
         Some(Applet::Rsvtai64nlocal) => rsvtai64nlocal::main(),
+        Some(Applet::Rsvexec) => rsvexec::main(),
+        Some(Applet::RsvImport) => rsv_import::main(),
         None => std::process::exit(multicall::dispatch_self(&args)),
     }
 }
