@@ -1095,7 +1095,7 @@ impl Sup {
         let mut argv_ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
         argv_ptrs.push(std::ptr::null());
         let chdir_log = if is_log { Some(cstr("log")?) } else { None };
-        // run and finish get $RSV_ENVDIR and env/ applied (read fresh, before the fork).
+        // run, finish and check get $RSV_ENVDIR and env/ applied (read fresh, before the fork).
         let envp: Option<Vec<CString>> = match &what {
             What::Control(_) => None,
             _ => crate::svenv::for_start(&s.dir).map_err(|e| {

@@ -356,7 +356,13 @@ impl Sv {
             return -1;
         }
         let first = a.as_bytes().first().copied().unwrap_or(0);
-        if self.svstatus[17] == first && (first != b'd' || self.svstatus[18] == 1) {
+        // sv writes nothing when the state already says so. rsv: an `up` while a restart
+        // waits out its crash-loop backoff (rsv-state `next_try_ms`) is sent, so it starts
+        // the service at once.
+        let backing_off = first == b'u'
+            && crate::extstate::read(std::path::Path::new("supervise"))
+                .is_ok_and(|st| st.next_try_ms != 0);
+        if self.svstatus[17] == first && (first != b'd' || self.svstatus[18] == 1) && !backing_off {
             return 0;
         }
         let mut f = match std::fs::OpenOptions::new()

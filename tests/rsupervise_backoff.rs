@@ -187,6 +187,13 @@ fn sv_restart_during_wait() {
     }
 }
 
+#[test]
+fn rsvc_sv_up_during_wait() {
+    // rsvc's sv personality sends `u` while rsv-state shows a pending start, so `up` (not
+    // only `restart`) ends the wait.
+    up_during_wait("runit", bin("rsvc").to_str().unwrap(), &["up"]);
+}
+
 /// A run that stays up for at least backoff-reset ends the crash loop: no delay behind the
 /// next start, and the one after is 1 s again.
 fn reset(mode: &str) {
