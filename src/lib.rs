@@ -12,6 +12,7 @@ pub mod lock;
 pub mod logger;
 pub mod machine;
 pub mod proctitle;
+pub mod rundir;
 pub mod scan;
 pub mod sig;
 pub mod status;

@@ -185,27 +185,20 @@ pub fn run(opts: Options) -> i32 {
     if let Err(e) = fs::read_dir(".") {
         fatal(&prog, &format!("unable to read {shown}: {}", errtext(&e)));
     }
-    match fs::DirBuilder::new().mode(0o700).create(CTL_DIR) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && Path::new(CTL_DIR).is_dir() => {}
-        Err(e) => fatal(
-            &prog,
-            &format!("unable to mkdir {shown}/{CTL_DIR}: {}", errtext(&e)),
-        ),
-    }
-    let lockp = Path::new(CTL_DIR).join("lock");
-    let lock = match lock::take_both(&lockp) {
+    let (ctl_dir, ctl_shown) = place_ctl_dir(&prog, &shown);
+    let lock = match take_ctl_lock(&ctl_dir) {
         Ok(f) => f,
         Err(LockError::Busy) => fatal(
             &prog,
-            &format!("unable to lock {shown}/{CTL_DIR}/lock: another scanner holds it"),
+            &format!("unable to lock {ctl_shown}/lock: another scanner holds it"),
         ),
         Err(LockError::Io(e)) => fatal(
             &prog,
-            &format!("unable to lock {shown}/{CTL_DIR}/lock: {}", errtext(&e)),
+            &format!("unable to lock {ctl_shown}/lock: {}", errtext(&e)),
         ),
     };
-    let ctlp = Path::new(CTL_DIR).join("control");
+    crate::rundir::replace_if_denied(&ctl_dir, "control");
+    let ctlp = ctl_dir.join("control");
     match fs::symlink_metadata(&ctlp) {
         Ok(m) if m.file_type().is_fifo() => {}
         _ => {
@@ -215,7 +208,7 @@ pub fn run(opts: Options) -> i32 {
             {
                 fatal(
                     &prog,
-                    &format!("unable to mkfifo {shown}/{CTL_DIR}/control: {}", e.desc()),
+                    &format!("unable to mkfifo {ctl_shown}/control: {}", e.desc()),
                 );
             }
         }
@@ -229,7 +222,7 @@ pub fn run(opts: Options) -> i32 {
             .unwrap_or_else(|e| {
                 fatal(
                     &prog,
-                    &format!("unable to open {shown}/{CTL_DIR}/control: {}", errtext(&e)),
+                    &format!("unable to open {ctl_shown}/control: {}", errtext(&e)),
                 )
             })
     };
@@ -330,6 +323,54 @@ pub fn run(opts: Options) -> i32 {
         stop: None,
     };
     s.main_loop()
+}
+
+/// Where the scanner's lock and control FIFO live: `DIR/.s6-svscan`, or a runtime directory
+/// when the scan directory cannot hold them (see [`crate::rundir`]). Hook scripts
+/// (`finish`, `crash`, `SIG*`) are always read from `DIR/.s6-svscan`. Returns the directory
+/// and how messages name it.
+fn place_ctl_dir(prog: &str, shown: &str) -> (PathBuf, String) {
+    let usual = format!("{}/{CTL_DIR}", shown.trim_end_matches('/'));
+    let placed = crate::rundir::place(
+        Path::new("."),
+        CTL_DIR,
+        crate::rundir::Kind::Scan,
+        &usual,
+        |p| match fs::DirBuilder::new().mode(0o700).create(p) {
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && p.is_dir() => Ok(()),
+            r => r,
+        },
+    );
+    match placed {
+        Ok(pl) => {
+            if let Some(w) = &pl.warning {
+                crate::diag::warn(prog, w);
+            }
+            if pl.relocated {
+                let s = pl.path.display().to_string();
+                (pl.path, s)
+            } else {
+                (PathBuf::from(CTL_DIR), usual)
+            }
+        }
+        Err(e) => fatal(prog, &format!("unable to mkdir {usual}: {}", errtext(&e))),
+    }
+}
+
+/// Takes the scanner lock; a lock file of another uid that we cannot open is replaced unless
+/// a scanner holds it.
+fn take_ctl_lock(ctl_dir: &Path) -> Result<File, LockError> {
+    let path = ctl_dir.join("lock");
+    match lock::take_both(&path) {
+        Err(LockError::Io(e)) if crate::rundir::is_denied(&e) => {
+            if lock::supervised(ctl_dir).unwrap_or(true) {
+                return Err(LockError::Busy);
+            }
+            let _ = fs::remove_file(&path);
+            lock::take_both(&path)
+        }
+        r => r,
+    }
 }
 
 fn ms_until(now: Instant, t: Instant) -> u64 {
@@ -937,8 +978,9 @@ impl Scanner {
         }
         let mut pids = Vec::new();
         for s in self.svcs.values() {
-            for sub in ["supervise", "log/supervise"] {
-                let p = Path::new(&s.name).join(sub);
+            let sd = Path::new(&s.name);
+            for d in [sd.to_path_buf(), sd.join("log")] {
+                let p = crate::rundir::supervise_dir(&d);
                 let pid = match status::read_status(&p) {
                     Ok(AnyStatus::Runit(r)) => r.pid as i32,
                     Ok(AnyStatus::S6(x)) => x.pid as i32,
@@ -1005,7 +1047,7 @@ fn children_of(me: i32) -> Vec<i32> {
 /// rsvscanctl: writes `letters` to `DIR/.s6-svscan/control` in one write().
 /// Returns the exit code (0 sent, 100 not listening, 111 other errors).
 pub fn control(prog: &str, dir: &str, letters: &[u8]) -> i32 {
-    let p = Path::new(dir).join(CTL_DIR).join("control");
+    let p = crate::rundir::scan_ctl_dir(Path::new(dir)).join("control");
     let f = OpenOptions::new()
         .write(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
