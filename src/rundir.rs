@@ -390,6 +390,24 @@ pub fn scan_ctl_dir(dir: &Path) -> PathBuf {
     others.into_iter().next().unwrap_or(here)
 }
 
+/// For a state directory that is otherwise usable: is its `lock` file (if any) one we can at
+/// least probe? A lock left by another uid that we cannot even read (runit makes it 0600)
+/// could be held by a live supervisor we cannot see: then the directory is refused with
+/// EACCES, and the state goes elsewhere.
+pub fn lock_probeable(dir: &Path) -> io::Result<()> {
+    let lock = dir.join("lock");
+    if fs::symlink_metadata(&lock).is_ok() && !eaccess(&lock, libc::R_OK) {
+        return Err(io::Error::from_raw_os_error(libc::EACCES));
+    }
+    Ok(())
+}
+
+/// Is the lock file `path` held by some supervisor (flock or fcntl)? Unknown counts as held.
+pub fn lock_held(path: &Path) -> bool {
+    crate::lock::fcntl_lock_held(path).unwrap_or(true)
+        || crate::lock::flock_held(path).unwrap_or(true)
+}
+
 /// Removes `name` in `dir` when it exists but cannot be opened by us for `write` (left by a
 /// previous run under another uid): the caller then recreates it. Only call this while holding
 /// the lock of `dir`. Returns true if something was removed.

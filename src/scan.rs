@@ -336,9 +336,12 @@ fn place_ctl_dir(prog: &str, shown: &str) -> (PathBuf, String) {
         CTL_DIR,
         crate::rundir::Kind::Scan,
         &usual,
-        |p| match fs::DirBuilder::new().mode(0o700).create(p) {
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && p.is_dir() => Ok(()),
-            r => r,
+        |p| {
+            match fs::DirBuilder::new().mode(0o700).create(p) {
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && p.is_dir() => {}
+                r => r?,
+            }
+            crate::rundir::lock_probeable(p)
         },
     );
     match placed {
@@ -363,7 +366,7 @@ fn take_ctl_lock(ctl_dir: &Path) -> Result<File, LockError> {
     let path = ctl_dir.join("lock");
     match lock::take_both(&path) {
         Err(LockError::Io(e)) if crate::rundir::is_denied(&e) => {
-            if lock::supervised(ctl_dir).unwrap_or(true) {
+            if crate::rundir::lock_held(&path) {
                 return Err(LockError::Busy);
             }
             let _ = fs::remove_file(&path);

@@ -104,7 +104,8 @@ fn place_state(prog: &str, dir: &mut SvDir, is_log: bool) {
     for (entry, mode, fifodir) in [("event", 0o3730, true), ("supervise", 0o700, false)] {
         let shown = dir.show(entry);
         let placed = crate::rundir::place(base, entry, crate::rundir::Kind::Sv, &shown, |p| {
-            ensure_dir_follow(p, mode, fifodir)
+            ensure_dir_follow(p, mode, fifodir)?;
+            crate::rundir::lock_probeable(p)
         });
         match placed {
             Ok(pl) => {
@@ -126,7 +127,7 @@ fn take_lock(dir: &SvDir) -> Result<File, LockError> {
     let path = dir.path("supervise/lock");
     match lock::take_both(&path) {
         Err(LockError::Io(e)) if crate::rundir::is_denied(&e) => {
-            if lock::supervised(&dir.path("supervise")).unwrap_or(true) {
+            if crate::rundir::lock_held(&path) {
                 return Err(LockError::Busy);
             }
             let _ = fs::remove_file(&path);
