@@ -43,6 +43,8 @@ fn chmod(p: &Path, mode: u32) {
 /// where services write what they saw).
 struct Tree {
     t: TempDir,
+    /// The runtime dir's name: `rt` (given as RSV_RUNDIR) or `xdg` (as XDG_RUNTIME_DIR).
+    rt_name: &'static str,
 }
 
 impl Tree {
@@ -55,13 +57,23 @@ impl Tree {
         chmod(&t.path().join("scan"), 0o755);
         chmod(&t.path().join("rt"), 0o1777);
         chmod(&t.path().join("out"), 0o1777);
-        Tree { t }
+        Tree { t, rt_name: "rt" }
+    }
+    /// The same, with the runtime dir given as XDG_RUNTIME_DIR (a 0700 dir of the user).
+    fn with_xdg(tag: &str, uid: u32) -> Tree {
+        let mut tree = Tree::new(tag);
+        tree.rt_name = "xdg";
+        let x = tree.rt();
+        fs::create_dir(&x).unwrap();
+        chown(&x, Some(uid), Some(uid)).unwrap();
+        chmod(&x, 0o700);
+        tree
     }
     fn scan(&self) -> PathBuf {
         self.t.path().join("scan")
     }
     fn rt(&self) -> PathBuf {
-        self.t.path().join("rt")
+        self.t.path().join(self.rt_name)
     }
     fn out(&self) -> PathBuf {
         self.t.path().join("out")
@@ -82,7 +94,18 @@ impl Tree {
     }
 }
 
-/// Runs one of our clients (as `uid` when given) with RSV_RUNDIR=`rt`.
+/// Points `c` at runtime dir `rt`: RSV_RUNDIR=`rt`, except for a dir named `xdg`, which is
+/// given as XDG_RUNTIME_DIR (RSV_RUNDIR unset) to exercise the second candidate.
+fn runtime_env(c: &mut Command, rt: &Path) {
+    c.env_remove("RSV_RUNDIR").env_remove("XDG_RUNTIME_DIR");
+    if rt.file_name().and_then(|n| n.to_str()) == Some("xdg") {
+        c.env("XDG_RUNTIME_DIR", rt);
+    } else {
+        c.env("RSV_RUNDIR", rt);
+    }
+}
+
+/// Runs one of our clients (as `uid` when given) with runtime dir `rt` (see [`runtime_env`]).
 fn client(uid: Option<u32>, rt: &Path, prog: &str, args: &[&Path]) -> (i32, String, String) {
     let mut c = match uid {
         Some(u) => {
@@ -95,7 +118,8 @@ fn client(uid: Option<u32>, rt: &Path, prog: &str, args: &[&Path]) -> (i32, Stri
         }
         None => Command::new(bin(prog)),
     };
-    c.env("RSV_RUNDIR", rt).current_dir("/");
+    runtime_env(&mut c, rt);
+    c.current_dir("/");
     for a in args {
         c.arg(a);
     }
@@ -169,8 +193,8 @@ impl Scanner {
         }
         line.push(' ');
         line.push_str(&tree.scan().display().to_string());
+        runtime_env(&mut cmd, &tree.rt());
         cmd.arg(line)
-            .env("RSV_RUNDIR", tree.rt())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(errf);
@@ -273,6 +297,16 @@ fn nonroot_with_readonly_scan_dir() {
     assert_ne!(pid_of(&line), pid_of(&line2));
     let (rc, _, _) = client(me, &rt, "rsvok", &[&a]);
     assert_eq!(rc, 0);
+    // The sv personality of rsvc finds it too (status and a command word).
+    let (rc, out, err) = client(me, &rt, "rsvc", &[Path::new("status"), &a]);
+    assert_eq!(rc, 0, "{err}");
+    let want = format!("run: {}: (pid {})", a.display(), pid_of(&line2));
+    assert!(out.starts_with(&want), "{out}");
+    let (rc, out, err) = client(me, &rt, "rsvc", &[Path::new("-v"), Path::new("down"), &b]);
+    assert_eq!(rc, 0, "{out}{err}");
+    assert!(out.starts_with("ok: down: "), "{out}");
+    let (rc, _, err) = rsvc(me, &rt, "-u", &b);
+    assert_eq!(rc, 0, "{err}");
     // rsvc -wu (waits on the relocated event dir).
     let (rc, _, err) = client(me, &rt, "rsvc", &[Path::new("-wD"), Path::new("-d"), &a]);
     assert_eq!(rc, 0, "{err}");
@@ -459,12 +493,18 @@ fn stale_state_same_uid_is_reused() {
     let sc = Scanner::start(&tree, None, &["--compat", "runit"], false, "");
     let starts = tree.out().join("a.starts");
     wait_for(5 * SEC, "second start of a", || {
-        let n = fs::read_to_string(&starts).unwrap_or_default().lines().count();
+        let n = fs::read_to_string(&starts)
+            .unwrap_or_default()
+            .lines()
+            .count();
         (n == 2).then_some(())
     });
     let line2 = wait_state(None, &rt, &a, "up");
     let second = fs::read_to_string(&starts).unwrap();
-    assert_eq!(second.lines().nth(1), Some(pid_of(&line2).to_string().as_str()));
+    assert_eq!(
+        second.lines().nth(1),
+        Some(pid_of(&line2).to_string().as_str())
+    );
 
     let (rc, out, err) = run(Command::new("sv").arg("down").arg(&a), 10 * SEC);
     assert_eq!(rc, 0, "{out}{err}");
@@ -501,7 +541,7 @@ fn stale_state_of_another_uid() {
     let c = tree.service("c");
     plant_stale(&c, &c.join("supervise"));
     chmod(&c.join("supervise/lock"), 0o600);
-    chown(&c.join("supervise"), Some(NOBODY), Some(NOBODY)).unwrap();
+    chown(c.join("supervise"), Some(NOBODY), Some(NOBODY)).unwrap();
     chown(&c, Some(NOBODY), Some(NOBODY)).unwrap();
     // The user owns the tree (a writable scan dir), but not what root left in it.
     for d in [&scan, &a, &b, &b.join("supervise")] {
@@ -545,4 +585,30 @@ fn stale_state_of_another_uid() {
     assert_eq!(warned(".s6-svscan is unusable"), 1, "stderr: {err}");
     assert_eq!(warned("b/supervise is unusable"), 0, "stderr: {err}");
     assert_eq!(warned("c/supervise is unusable"), 1, "stderr: {err}");
+}
+
+/// No RSV_RUNDIR: the state goes to $XDG_RUNTIME_DIR/rsv.
+#[test]
+fn xdg_runtime_dir_is_the_second_candidate() {
+    if !can_run() {
+        return;
+    }
+    let tree = Tree::with_xdg("nonroot-xdg", NOBODY);
+    let a = tree.service("a");
+    let rt = tree.rt();
+    let me = Some(NOBODY);
+    let sc = Scanner::start(&tree, me, &[], false, "");
+    wait_state(me, &rt, &a, "up");
+    let canon = fs::canonicalize(&a).unwrap();
+    let sup = rt
+        .join("rsv/sv")
+        .join(canon.strip_prefix("/").unwrap())
+        .join("supervise");
+    assert!(sup.join("lock").is_file(), "{}", sup.display());
+    let (rc, _, err) = rsvc(me, &rt, "-d", &a);
+    assert_eq!(rc, 0, "{err}");
+    wait_state(me, &rt, &a, "down");
+    assert_untouched(&tree.scan());
+    let err = sc.stderr();
+    assert_eq!(sc.term(), 0, "stderr: {err}");
 }
