@@ -160,12 +160,16 @@ struct Scanner {
     guard: Guard,
     init: i32,
     err: PathBuf,
+    out: PathBuf,
 }
 
 impl Scanner {
     fn start(tree: &Tree, uid: Option<u32>, args: &[&str], mount_ns: bool, pre: &str) -> Scanner {
-        let err = tree.t.path().join(format!("err-{}", rand_tag()));
+        let tag = rand_tag();
+        let err = tree.t.path().join(format!("err-{tag}"));
         let errf = fs::File::create(&err).unwrap();
+        let out = tree.t.path().join(format!("stdout-{tag}"));
+        let outf = fs::File::create(&out).unwrap();
         let mut cmd = Command::new("unshare");
         if mount_ns {
             cmd.arg("--mount");
@@ -194,18 +198,24 @@ impl Scanner {
         line.push(' ');
         line.push_str(&tree.scan().display().to_string());
         runtime_env(&mut cmd, &tree.rt());
-        cmd.arg(line)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(errf);
+        cmd.arg(line).stdin(Stdio::null()).stdout(outf).stderr(errf);
         let guard = Guard::spawn(&mut cmd);
         let up = guard.pid();
         let init = wait_for(5 * SEC, "PID 1 of the namespace", || child_of(up));
-        Scanner { guard, init, err }
+        Scanner {
+            guard,
+            init,
+            err,
+            out,
+        }
     }
 
     fn stderr(&self) -> String {
         fs::read_to_string(&self.err).unwrap_or_default()
+    }
+
+    fn stdout(&self) -> String {
+        fs::read_to_string(&self.out).unwrap_or_default()
     }
 
     /// SIGTERM to rsvscan; waits for the namespace to end and returns rsvscan's exit code.
@@ -608,6 +618,46 @@ fn xdg_runtime_dir_is_the_second_candidate() {
     let (rc, _, err) = rsvc(me, &rt, "-d", &a);
     assert_eq!(rc, 0, "{err}");
     wait_state(me, &rt, &a, "down");
+    assert_untouched(&tree.scan());
+    let err = sc.stderr();
+    assert_eq!(sc.term(), 0, "stderr: {err}");
+}
+
+/// servicedirs-examples/nonroot runs as documented: a root-owned copy, rsvscan as 65534.
+#[test]
+fn nonroot_example_runs_as_documented() {
+    if !can_run() {
+        return;
+    }
+    let tree = Tree::new("nonroot-example");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("servicedirs-examples/nonroot");
+    let (rc, _, err) = run(
+        Command::new("cp")
+            .arg("-a")
+            .arg(src.join("hello"))
+            .arg(src.join("ticker"))
+            .arg(src.join("README.md"))
+            .arg(tree.scan()),
+        10 * SEC,
+    );
+    assert_eq!(rc, 0, "{err}");
+    let rt = tree.rt();
+    let me = Some(NOBODY);
+    let sc = Scanner::start(&tree, me, &[], false, "");
+    for name in ["hello", "ticker"] {
+        wait_state(me, &rt, &tree.scan().join(name), "up");
+    }
+    wait_for(5 * SEC, "output of both services", || {
+        let out = sc.stdout();
+        (out.contains("hello: running as uid 65534, gid 65534") && out.contains("ticker: tick 1"))
+            .then_some(())
+    });
+    let table = rsvstat(me, &rt, &tree.scan());
+    assert_eq!(
+        table.lines().filter(|l| l.contains(" up ")).count(),
+        2,
+        "{table}"
+    );
     assert_untouched(&tree.scan());
     let err = sc.stderr();
     assert_eq!(sc.term(), 0, "stderr: {err}");
