@@ -238,6 +238,20 @@ pub fn place(
     create: impl Fn(&Path) -> io::Result<()>,
 ) -> io::Result<Placed> {
     let here = dir.join(entry);
+    // Never a second supervisor for one directory: not in place while a live one keeps the
+    // state in a runtime directory, not relocated while one holds the usual place.
+    let busy = |p: &Path| {
+        io::Error::new(
+            io::ErrorKind::ResourceBusy,
+            format!("another supervisor holds {}", p.join("lock").display()),
+        )
+    };
+    if let Some(p) = client_candidates(dir, kind, entry)
+        .into_iter()
+        .find(|p| surely_held(&p.join("lock")))
+    {
+        return Err(busy(&p));
+    }
     let existed = fs::symlink_metadata(&here).is_ok();
     let why = match create(&here) {
         Ok(()) if writable(&here) => {
@@ -251,6 +265,9 @@ pub fn place(
         Err(e) if is_denied(&e) => crate::svdir::errtext(&e).to_lowercase(),
         Err(e) => return Err(e),
     };
+    if surely_held(&here.join("lock")) {
+        return Err(busy(&here));
+    }
     let canon = fs::canonicalize(dir)?;
     for r in roots() {
         if !prepare_root(&r) {
@@ -406,6 +423,12 @@ pub fn lock_probeable(dir: &Path) -> io::Result<()> {
 pub fn lock_held(path: &Path) -> bool {
     crate::lock::fcntl_lock_held(path).unwrap_or(true)
         || crate::lock::flock_held(path).unwrap_or(true)
+}
+
+/// Is the lock file `path` known to be held (a probe that fails counts as not held)?
+fn surely_held(path: &Path) -> bool {
+    matches!(crate::lock::fcntl_lock_held(path), Ok(true))
+        || matches!(crate::lock::flock_held(path), Ok(true))
 }
 
 /// Removes `name` in `dir` when it exists but cannot be opened by us for `write` (left by a

@@ -101,7 +101,7 @@ fn ensure_dir_follow(path: &Path, mode: u32, fifodir: bool) -> io::Result<()> {
 /// or in a runtime directory when it cannot hold them, see [`crate::rundir`]) and creates them.
 fn place_state(prog: &str, dir: &mut SvDir, is_log: bool) {
     let base = Path::new(if is_log { "log" } else { "." });
-    for (entry, mode, fifodir) in [("event", 0o3730, true), ("supervise", 0o700, false)] {
+    for (entry, mode, fifodir) in [("supervise", 0o700, false), ("event", 0o3730, true)] {
         let shown = dir.show(entry);
         let placed = crate::rundir::place(base, entry, crate::rundir::Kind::Sv, &shown, |p| {
             ensure_dir_follow(p, mode, fifodir)?;

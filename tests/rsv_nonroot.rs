@@ -325,6 +325,15 @@ fn nonroot_with_readonly_scan_dir() {
     // The scan dir as operand: the table lists both services as supervised.
     let table = rsvstat(me, &rt, &tree.scan());
     assert!(!table.contains("unsupervised"), "{table}");
+    // Root starting a second supervisor or scanner on the same tree (where root could write)
+    // is refused: the state is live in the runtime dir.
+    let (rc, _, err) = client(None, &rt, "rsupervise", &[&a]);
+    assert_eq!(rc, 111, "{err}");
+    assert!(err.contains("another supervisor holds"), "{err}");
+    let (rc, _, err) = client(None, &rt, "rsvscan", &[&tree.scan()]);
+    assert_eq!(rc, 111, "{err}");
+    assert!(err.contains("another supervisor holds"), "{err}");
+    assert_untouched(&tree.scan());
     // rsvscanctl finds the relocated control FIFO.
     let (rc, _, err) = client(me, &rt, "rsvscanctl", &[Path::new("-a"), &tree.scan()]);
     assert_eq!(rc, 0, "{err}");
