@@ -268,6 +268,27 @@ pub fn place(
     if surely_held(&here.join("lock")) {
         return Err(busy(&here));
     }
+    let mut pl = place_elsewhere(dir, entry, kind, shown, &why, create)?;
+    if existed {
+        pl.warning = Some(format!(
+            "{shown} is unusable ({why}): keeping its state in {}",
+            pl.path.display()
+        ));
+    }
+    Ok(pl)
+}
+
+/// Makes entry `entry` of `dir` in the first usable runtime directory (see [`place`]), without
+/// trying the usual place: for `event/` when `supervise/` had to move, so that the two stay
+/// together. `why` explains, in the error, why the usual place was not used.
+pub fn place_elsewhere(
+    dir: &Path,
+    entry: &str,
+    kind: Kind,
+    shown: &str,
+    why: &str,
+    create: impl Fn(&Path) -> io::Result<()>,
+) -> io::Result<Placed> {
     let canon = fs::canonicalize(dir)?;
     for r in roots() {
         if !prepare_root(&r) {
@@ -291,16 +312,10 @@ pub fn place(
             Ok(m) if m.is_dir() && m.uid() == euid() && writable(&target) => {}
             _ => continue,
         }
-        let warning = existed.then(|| {
-            format!(
-                "{shown} is unusable ({why}): keeping its state in {}",
-                target.display()
-            )
-        });
         return Ok(Placed {
             path: target,
             relocated: true,
-            warning,
+            warning: None,
         });
     }
     Err(io::Error::other(format!(
@@ -363,26 +378,26 @@ pub fn supervise_dir(sd: &Path) -> PathBuf {
     others.into_iter().next().unwrap_or(here)
 }
 
-/// The `event` fifodir of `sd`: `sd/event` when it exists; else the runtime one next to a
-/// relocated `supervise`; else the first runtime one that exists; else `sd/event`.
+/// The `event` fifodir of `sd`, as clients should use it: of the existing candidates (next to
+/// a relocated `supervise`, `sd/event`, the runtime ones), the first owned by the owner of the
+/// supervisor's lock (the live supervisor's uid), else the first; else `sd/event`.
 pub fn event_dir(sd: &Path) -> PathBuf {
     let here = sd.join("event");
-    if here.is_dir() {
-        return here;
-    }
     let sup = supervise_dir(sd);
+    let mut cands = Vec::new();
     if sup != sd.join("supervise") {
         if let Some(parent) = sup.parent() {
-            let ev = parent.join("event");
-            if ev.is_dir() {
-                return ev;
-            }
+            cands.push(parent.join("event"));
         }
     }
-    client_candidates(sd, Kind::Sv, "event")
-        .into_iter()
-        .next()
-        .unwrap_or(here)
+    cands.push(here.clone());
+    cands.extend(client_candidates(sd, Kind::Sv, "event"));
+    cands.retain(|c| c.is_dir());
+    let owner = fs::metadata(sup.join("lock")).map(|m| m.uid()).ok();
+    let owned = cands
+        .iter()
+        .find(|c| owner.is_some() && fs::metadata(c).map(|m| m.uid()).ok() == owner);
+    owned.or(cands.first()).cloned().unwrap_or(here)
 }
 
 /// The control directory (`.s6-svscan`) of scan directory `dir`, as clients should use it:

@@ -100,19 +100,28 @@ fn ensure_dir_follow(path: &Path, mode: u32, fifodir: bool) -> io::Result<()> {
 /// Decides where `event/` and `supervise/` of this service live (in the service directory,
 /// or in a runtime directory when it cannot hold them, see [`crate::rundir`]) and creates them.
 fn place_state(prog: &str, dir: &mut SvDir, is_log: bool) {
+    use crate::rundir::{Kind, lock_probeable, place, place_elsewhere};
     let base = Path::new(if is_log { "log" } else { "." });
+    let mut moved = false;
     for (entry, mode, fifodir) in [("supervise", 0o700, false), ("event", 0o3730, true)] {
         let shown = dir.show(entry);
-        let placed = crate::rundir::place(base, entry, crate::rundir::Kind::Sv, &shown, |p| {
+        let create = |p: &Path| {
             ensure_dir_follow(p, mode, fifodir)?;
-            crate::rundir::lock_probeable(p)
-        });
+            lock_probeable(p)
+        };
+        // event/ follows supervise/ into the runtime directory.
+        let placed = if moved {
+            place_elsewhere(base, entry, Kind::Sv, &shown, "kept with supervise", create)
+        } else {
+            place(base, entry, Kind::Sv, &shown, create)
+        };
         match placed {
             Ok(pl) => {
                 if let Some(w) = &pl.warning {
                     dir.warn(w);
                 }
                 if pl.relocated {
+                    moved = true;
                     dir.relocate(entry, pl.path);
                 }
             }

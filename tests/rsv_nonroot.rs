@@ -549,7 +549,14 @@ fn stale_state_of_another_uid() {
     if !can_run() {
         return;
     }
-    let tree = Tree::new("nonroot-stale-uid");
+    // runit mode (waits poll the status) and s6 mode (waits listen on event/).
+    for mode in ["runit", "s6"] {
+        stale_of_another_uid(mode);
+    }
+}
+
+fn stale_of_another_uid(mode: &str) {
+    let tree = Tree::new(&format!("nonroot-stale-uid-{mode}"));
     let scan = tree.scan();
     let a = tree.service("a");
     let b = tree.service("b");
@@ -570,7 +577,7 @@ fn stale_state_of_another_uid() {
     fs::write(scan.join(".s6-svscan/lock"), "").unwrap();
     let rt = tree.rt();
     let me = Some(NOBODY);
-    let sc = Scanner::start(&tree, me, &["--compat", "runit"], false, "");
+    let sc = Scanner::start(&tree, me, &["--compat", mode], false, "");
     let la = wait_state(me, &rt, &a, "up");
     let lb = wait_state(me, &rt, &b, "up");
     wait_state(me, &rt, &c, "up");
@@ -578,7 +585,11 @@ fn stale_state_of_another_uid() {
     assert_ne!(pid_of(&lb), 999_999);
     // b kept its place; its stale files were replaced by ours.
     let bsup = b.join("supervise");
-    for f in ["lock", "control", "ok", "status"] {
+    let files: &[&str] = match mode {
+        "runit" => &["lock", "control", "ok", "status"],
+        _ => &["lock", "control", "status"],
+    };
+    for f in files {
         let m = fs::metadata(bsup.join(f)).unwrap();
         assert_eq!(std::os::unix::fs::MetadataExt::uid(&m), NOBODY, "{f}");
     }
@@ -593,8 +604,19 @@ fn stale_state_of_another_uid() {
         assert_eq!(rc, 0, "{err}");
         wait_state(me, &rt, sd, "down");
     }
-    // Root's view prefers the live state over the stale one in a/supervise.
+    // Root's view prefers the live state over the stale one in a/supervise, and its waits
+    // listen on the live supervisor's event dir, not on root's stale a/event or b/event.
     assert!(rsvstat(None, &rt, &a).starts_with("down "));
+    for sd in [&a, &b] {
+        let (rc, _, err) = client(
+            None,
+            &rt,
+            "rsvc",
+            &[Path::new("-wu"), Path::new("-T5000"), Path::new("-u"), sd],
+        );
+        assert_eq!(rc, 0, "{err}");
+        assert!(rsvstat(None, &rt, sd).starts_with("up "));
+    }
     let (rc, _, err) = client(me, &rt, "rsvscanctl", &[Path::new("-a"), &scan]);
     assert_eq!(rc, 0, "{err}");
     let err = sc.stderr();
