@@ -11,6 +11,7 @@ pub mod getopt;
 pub mod lock;
 pub mod logger;
 pub mod machine;
+pub mod multicall;
 pub mod proctitle;
 pub mod rundir;
 pub mod scan;

@@ -11,6 +11,14 @@
 //! the second personality ([`Mode::Runit`]). Restart throttling never blocks: instead of
 //! runsv's `sleep(1)` the machine keeps a deadline ([`Machine::next_deadline`]).
 //!
+//! On top of both personalities (rsv's own files, asked for through [`Files`]): crash-loop
+//! backoff (`backoff-max`, `backoff-reset`: after k consecutive deaths each following an
+//! uptime below backoff-reset, the next automatic start comes no sooner than
+//! [`backoff_delay`] after the previous start; k <= 1 leaves each mode's own 1-s rule alone),
+//! `give-up` (COUNT deaths within SECONDS: want down, no restart, until `u`), and
+//! `essential` (a final stop sets [`Machine::final_exit`] and ends the supervision). Deaths
+//! caused by a control command (`d`, `t`, `k`, ...) or by a supervisor signal never count.
+//!
 //! [`Machine`] holds the one "minimum state" of compat.md section 10; both on-disk status
 //! encodings are derived from it ([`Machine::runit_status`], [`Machine::s6_status`]).
 
@@ -158,6 +166,22 @@ pub trait Files {
     fn timeout_finish(&mut self) -> u64;
     /// `down-signal`, default SIGTERM.
     fn down_signal(&mut self) -> i32;
+    /// `backoff-max` in ms: cap of the crash-loop delay.
+    fn backoff_max(&mut self) -> u64 {
+        DEFAULT_BACKOFF_MAX_MS
+    }
+    /// `backoff-reset` in ms: an uptime at least this long ends a crash loop.
+    fn backoff_reset(&mut self) -> u64 {
+        DEFAULT_BACKOFF_RESET_MS
+    }
+    /// `give-up`: (COUNT, SECONDS), or None when absent or malformed.
+    fn give_up(&mut self) -> Option<(u32, u64)> {
+        None
+    }
+    /// The `essential` file exists.
+    fn essential(&mut self) -> bool {
+        false
+    }
 }
 
 /// Repeat period of SIGKILL after `timeout-kill` / `timeout-finish`.
@@ -166,6 +190,20 @@ pub const KILL_REPEAT_MS: u64 = 5000;
 pub const S6_EXEC_RETRY_MS: u64 = 10_000;
 /// Both: minimum spacing between automatic restarts.
 pub const RESTART_MS: u64 = 1000;
+/// Default `backoff-max`: the crash-loop delay never exceeds this.
+pub const DEFAULT_BACKOFF_MAX_MS: u64 = 30_000;
+/// Default `backoff-reset`: a death after at least this uptime is not a quick death.
+pub const DEFAULT_BACKOFF_RESET_MS: u64 = 10_000;
+
+/// The crash-loop delay after `k` consecutive quick deaths: 1 s up to k = 1, then doubling,
+/// capped at `cap` (a cap of 1 s or less is the plain 1-s rule).
+pub fn backoff_delay(k: u32, cap: u64) -> u64 {
+    if k <= 1 || cap <= RESTART_MS {
+        return RESTART_MS;
+    }
+    let factor = 1u64.checked_shl(k - 1).unwrap_or(u64::MAX);
+    RESTART_MS.saturating_mul(factor).min(cap)
+}
 
 /// The per-service state (compat.md section 10's minimum state) and its transitions.
 #[derive(Clone, Debug)]
@@ -200,6 +238,25 @@ pub struct Machine {
     pub restart_at: Option<u64>,
     pub kill_at: Option<u64>,
     pub finish_kill_at: Option<u64>,
+    /// Wall-clock time of the pending automatic start (valid while `restart_at` is set).
+    pub restart_wall: SystemTime,
+    /// Crash-loop delay behind the pending automatic start (valid while `restart_at` is set).
+    pub backoff_ms: u64,
+    /// Consecutive quick deaths (uptime < `backoff-reset`).
+    pub quick_deaths: u32,
+    /// Monotonic times of recent deaths of run on its own, for `give-up`.
+    deaths: Vec<u64>,
+    /// The last death of run was on its own (want up, not caused by a control command).
+    natural_death: bool,
+    /// A control command sent a signal to the current run.
+    ctl_signalled: bool,
+    /// The `give-up` rule fired; cleared by `u`.
+    pub gave_up: bool,
+    /// An essential service stopped for good: its exit code (or 128 + signal).
+    pub final_exit: Option<i32>,
+    /// Starts of run since the supervisor started, and the last ends of run (newest first).
+    pub starts: u64,
+    pub exits: Vec<Ended>,
 }
 
 fn sig_of_s6_letter(c: u8) -> Option<i32> {
@@ -257,7 +314,30 @@ impl Machine {
             restart_at: None,
             kill_at: None,
             finish_kill_at: None,
+            restart_wall: now.wall,
+            backoff_ms: 0,
+            quick_deaths: 0,
+            deaths: Vec::new(),
+            natural_death: false,
+            ctl_signalled: false,
+            gave_up: false,
+            final_exit: None,
+            starts: 0,
+            exits: Vec::new(),
         }
+    }
+
+    /// The pending automatic start, if any: (wall-clock time, crash-loop delay behind it).
+    pub fn pending_start(&self) -> Option<(SystemTime, u64)> {
+        self.restart_at
+            .map(|_| (self.restart_wall, self.backoff_ms))
+    }
+
+    /// Arms the automatic start at monotonic `at`.
+    fn arm_restart(&mut self, at: u64, now: Now) {
+        self.restart_at = Some(at);
+        self.restart_wall =
+            now.wall + std::time::Duration::from_millis(at.saturating_sub(now.mono_ms));
     }
 
     /// The pid shown in the status files: run's, or finish's while finishing, 0 if none.
@@ -329,10 +409,28 @@ impl Machine {
                     out.push(Action::SpawnRun);
                 }
             }
-            Event::Control(c) => match self.mode {
-                Mode::S6 => self.control_s6(c, now, files, &mut out),
-                Mode::Runit => self.control_runit(c, now, files, &mut out),
-            },
+            Event::Control(c) => {
+                if matches!(c, b'u' | b'U') {
+                    // An explicit "up" ends a crash loop and clears a give-up.
+                    self.quick_deaths = 0;
+                    self.deaths.clear();
+                    // (gave_up implies want down: the status is rewritten as want changes.)
+                    self.gave_up = false;
+                }
+                match self.mode {
+                    Mode::S6 => self.control_s6(c, now, files, &mut out),
+                    Mode::Runit => self.control_runit(c, now, files, &mut out),
+                }
+                let run = match self.child {
+                    Child::Run(p) => p,
+                    _ => 0,
+                };
+                if out.iter().any(|a| {
+                    matches!(a, Action::Kill { pid, .. } | Action::Signal { pid, .. } if *pid == run)
+                }) {
+                    self.ctl_signalled = true;
+                }
+            }
             Event::RunStarted(pid) => {
                 self.state = State::Up;
                 self.child = Child::Run(pid);
@@ -344,21 +442,27 @@ impl Machine {
                 self.got_term = false;
                 self.forced_down = false;
                 self.restart_at = None;
+                self.ctl_signalled = false;
+                self.starts += 1;
                 out.push(Action::WriteStatus);
                 out.push(Action::Broadcast(b"u"));
             }
             Event::RunFailed => match self.mode {
                 // s6: status untouched, retry in 10 s.
-                Mode::S6 => self.restart_at = Some(now.mono_ms + S6_EXEC_RETRY_MS),
+                Mode::S6 => {
+                    self.backoff_ms = 0;
+                    self.arm_restart(now.mono_ms + S6_EXEC_RETRY_MS, now);
+                }
                 // runsv's child reports the failure and exits 111: an immediate death, so
                 // finish runs with "111 0" and the 1-s rule spaces the retries.
                 Mode::Runit => {
                     self.start_mono = now.mono_ms;
                     self.start_stamp = now.wall;
-                    self.run_died(111 << 8, now, &mut out);
+                    self.ctl_signalled = false;
+                    self.run_died(111 << 8, now, files, &mut out);
                 }
             },
-            Event::RunDied(wstat) => self.run_died(wstat, now, &mut out),
+            Event::RunDied(wstat) => self.run_died(wstat, now, files, &mut out),
             Event::FinishStarted(pid) => {
                 self.state = State::Finish;
                 self.child = Child::Finish(pid);
@@ -374,12 +478,12 @@ impl Machine {
             }
             Event::FinishFailed => {
                 self.child = Child::None;
-                self.service_down(0, true, now, &mut out);
+                self.service_down(0, true, now, files, &mut out);
             }
             Event::NoFinish => {
                 self.child = Child::None;
                 out.push(Action::Broadcast(b"d"));
-                self.service_down(0, false, now, &mut out);
+                self.service_down(0, false, now, files, &mut out);
             }
             Event::FinishDied(wstat) => {
                 self.child = Child::None;
@@ -388,7 +492,7 @@ impl Machine {
                     Ended::Exited(c) => c,
                     Ended::Signaled(_) => -1,
                 };
-                self.service_down(code, false, now, &mut out);
+                self.service_down(code, false, now, files, &mut out);
             }
             Event::Ready => {
                 if self.state == State::Up && !self.ready {
@@ -653,8 +757,23 @@ impl Machine {
         }
     }
 
-    fn run_died(&mut self, wstat: i32, now: Now, out: &mut Vec<Action>) {
+    fn run_died(&mut self, wstat: i32, now: Now, files: &mut dyn Files, out: &mut Vec<Action>) {
         self.child = Child::None;
+        self.exits.insert(0, Ended::from_wstat(wstat));
+        self.exits.truncate(crate::extstate::MAX_EXITS);
+        // Crash-loop accounting: only deaths of run on its own count.
+        self.natural_death = self.want == Want::Up && !self.last && !self.ctl_signalled;
+        if self.natural_death {
+            let uptime = now.mono_ms.saturating_sub(self.start_mono);
+            if uptime < files.backoff_reset() {
+                self.quick_deaths = self.quick_deaths.saturating_add(1);
+            } else {
+                self.quick_deaths = 0;
+            }
+            self.deaths.push(now.mono_ms);
+        } else {
+            self.quick_deaths = 0;
+        }
         self.wstat = wstat;
         self.got_term = false;
         self.forced_down = false;
@@ -693,9 +812,11 @@ impl Machine {
         finish_code: i32,
         finish_failed: bool,
         now: Now,
+        files: &mut dyn Files,
         out: &mut Vec<Action>,
     ) {
         self.state = State::Down;
+        let (final_stop, gave_up) = self.final_stop_check(finish_code, finish_failed, now, files);
         match self.mode {
             Mode::S6 => {
                 self.ready = true;
@@ -705,12 +826,14 @@ impl Machine {
                     self.want = Want::Down;
                 }
                 out.push(Action::WriteStatus);
-                out.push(Action::Broadcast(match (finish_failed, permanent) {
-                    (true, _) => b"dD",
-                    (false, true) => b"OD",
-                    (false, false) => b"D",
-                }));
-                if self.last {
+                out.push(Action::Broadcast(
+                    match (finish_failed, permanent || gave_up) {
+                        (true, _) => b"dD",
+                        (false, true) => b"OD",
+                        (false, false) => b"D",
+                    },
+                ));
+                if self.last || final_stop {
                     self.exit(out);
                     return;
                 }
@@ -720,7 +843,7 @@ impl Machine {
                         Some(r) => r + RESTART_MS,
                         None => now.mono_ms + RESTART_MS,
                     };
-                    self.schedule(at, now, out);
+                    self.schedule_backoff(at, now, files, out);
                 }
             }
             Mode::Runit => {
@@ -728,7 +851,7 @@ impl Machine {
                 self.down_stamp = now.wall;
                 out.push(Action::WriteStatus);
                 out.push(Action::Broadcast(if finish_failed { b"dD" } else { b"D" }));
-                if self.want == Want::Exit || self.last {
+                if self.want == Want::Exit || self.last || final_stop {
                     self.exit(out);
                     return;
                 }
@@ -739,17 +862,82 @@ impl Machine {
                     } else {
                         now.mono_ms
                     };
-                    self.schedule(at, now, out);
+                    self.schedule_backoff(at, now, files, out);
                 }
             }
         }
     }
 
-    fn schedule(&mut self, at: u64, now: Now, out: &mut Vec<Action>) {
+    /// At the end of a death of run: applies `give-up` and decides whether an `essential`
+    /// service has stopped for good (then `final_exit` is set and want is down).
+    /// Returns (final stop, gave up just now).
+    fn final_stop_check(
+        &mut self,
+        finish_code: i32,
+        finish_failed: bool,
+        now: Now,
+        files: &mut dyn Files,
+    ) -> (bool, bool) {
+        let natural = std::mem::take(&mut self.natural_death);
+        let give_up = files.give_up();
+        // Keep only the deaths that the give-up rule can still count.
+        match give_up {
+            Some((count, secs)) => {
+                let since = now.mono_ms.saturating_sub(secs.saturating_mul(1000));
+                self.deaths.retain(|&t| t >= since);
+                let excess = self.deaths.len().saturating_sub(count as usize);
+                self.deaths.drain(..excess);
+            }
+            None => self.deaths.clear(),
+        }
+        if self.last || self.want != Want::Up {
+            return (false, false);
+        }
+        let mut gave_up_now = false;
+        if let Some((count, _)) = give_up {
+            if natural && self.deaths.len() >= count as usize {
+                gave_up_now = true;
+                self.gave_up = true;
+                self.want = Want::Down;
+                self.deaths.clear();
+            }
+        }
+        if self.is_log || !files.essential() {
+            return (false, gave_up_now);
+        }
+        let permanent = finish_code == 125 && !finish_failed;
+        // Without give-up, the first end of run on its own is final.
+        let first_end = give_up.is_none() && natural;
+        if !(gave_up_now || permanent || first_end) {
+            return (false, gave_up_now);
+        }
+        self.want = Want::Down;
+        self.final_exit = Some(crate::extstate::exit_code(Ended::from_wstat(self.wstat)));
+        (true, gave_up_now)
+    }
+
+    /// Schedules the automatic restart: at `base` (the mode's own 1-s rule), or later when
+    /// the crash-loop delay after the previous start says so.
+    fn schedule_backoff(
+        &mut self,
+        base: u64,
+        now: Now,
+        files: &mut dyn Files,
+        out: &mut Vec<Action>,
+    ) {
+        let mut at = base;
+        self.backoff_ms = 0;
+        if self.quick_deaths >= 1 {
+            let delay = backoff_delay(self.quick_deaths, files.backoff_max());
+            self.backoff_ms = delay;
+            if self.quick_deaths >= 2 {
+                at = at.max(self.start_mono.saturating_add(delay));
+            }
+        }
         if at <= now.mono_ms {
             self.start(out);
         } else {
-            self.restart_at = Some(at);
+            self.arm_restart(at, now);
         }
     }
 
@@ -864,8 +1052,24 @@ mod tests {
         tk: u64,
         tf: u64,
         ds: i32,
+        bmax: u64,
+        breset: u64,
+        give_up: Option<(u32, u64)>,
+        essential: bool,
     }
     impl Files for Fake {
+        fn backoff_max(&mut self) -> u64 {
+            self.bmax
+        }
+        fn backoff_reset(&mut self) -> u64 {
+            self.breset
+        }
+        fn give_up(&mut self) -> Option<(u32, u64)> {
+            self.give_up
+        }
+        fn essential(&mut self) -> bool {
+            self.essential
+        }
         fn timeout_kill(&mut self) -> u64 {
             self.tk
         }
@@ -881,6 +1085,10 @@ mod tests {
             tk: 0,
             tf: 5000,
             ds: libc::SIGTERM,
+            bmax: DEFAULT_BACKOFF_MAX_MS,
+            breset: DEFAULT_BACKOFF_RESET_MS,
+            give_up: None,
+            essential: false,
         }
     }
     fn at(ms: u64) -> Now {
@@ -1209,6 +1417,7 @@ mod tests {
             tk: 1500,
             tf: 2000,
             ds: libc::SIGHUP,
+            ..files()
         };
         let mut m = in_state(Mode::S6, "UP");
         assert_eq!(
@@ -1282,5 +1491,232 @@ mod tests {
             render(&m.step(Event::NoFinish, at(3), f)),
             "ev:d status ev:D ev:x exit"
         );
+    }
+
+    #[test]
+    fn backoff_delays() {
+        let d = |k| backoff_delay(k, 4000);
+        assert_eq!(
+            [d(0), d(1), d(2), d(3), d(4), d(9)],
+            [1000, 1000, 2000, 4000, 4000, 4000]
+        );
+        let d = |k| backoff_delay(k, DEFAULT_BACKOFF_MAX_MS);
+        assert_eq!([d(5), d(6), d(200)], [16000, 30000, 30000]);
+        // A cap of 1 s or less is the plain 1-s rule.
+        assert_eq!([backoff_delay(5, 1000), backoff_delay(5, 10)], [1000, 1000]);
+    }
+
+    /// run starts at `t0` and dies at `t1` with `wstat`; no finish. Returns the actions of the
+    /// end of the death.
+    fn cycle(m: &mut Machine, f: &mut Fake, t0: u64, t1: u64, wstat: i32) -> String {
+        m.step(Event::RunStarted(100), at(t0), f);
+        m.step(Event::RunDied(wstat), at(t1), f);
+        render(&m.step(Event::NoFinish, at(t1), f))
+    }
+
+    #[test]
+    fn crash_loop_backs_off_in_both_modes() {
+        for mode in [Mode::S6, Mode::Runit] {
+            let f = &mut Fake {
+                bmax: 4000,
+                ..files()
+            };
+            let mut m = Machine::new(mode, false, false, at(0));
+            m.step(Event::Start, at(0), f);
+            // Immediate deaths: starts at 0, 1010, 3010, 7010, 11010 (1, 2, 4, 4 s after the
+            // previous start; the first gap is each mode's own 1-s rule).
+            let mut t = 0;
+            for (k, gap) in [(1, 1010), (2, 2000), (3, 4000), (4, 4000)] {
+                assert_eq!(
+                    cycle(&mut m, f, t, t + 10, 0x100),
+                    "ev:d status ev:D",
+                    "{mode:?}"
+                );
+                assert_eq!(m.quick_deaths, k);
+                assert_eq!(m.next_deadline(), Some(t + gap), "{mode:?} k={k}");
+                let (wall, backoff) = m.pending_start().unwrap();
+                assert_eq!(wall, at(t + gap).wall);
+                assert_eq!(backoff, backoff_delay(k, 4000));
+                assert_eq!(render(&m.step(Event::Timer, at(t + gap - 1), f)), "");
+                assert_eq!(render(&m.step(Event::Timer, at(t + gap), f)), "spawn");
+                t += gap;
+            }
+            assert_eq!(m.starts, 4);
+            assert_eq!(m.exits.len(), 4);
+            // `u` during the wait starts at once and ends the loop.
+            cycle(&mut m, f, t, t + 10, 0x100);
+            assert_eq!(m.next_deadline(), Some(t + 4000));
+            assert_eq!(
+                render(&m.step(Event::Control(b'u'), at(t + 20), f)),
+                "spawn"
+            );
+            assert_eq!((m.quick_deaths, m.pending_start()), (0, None));
+            m.step(Event::RunStarted(100), at(t + 20), f);
+            m.step(Event::RunDied(0x100), at(t + 30), f);
+            m.step(Event::NoFinish, at(t + 30), f);
+            assert_eq!(
+                m.next_deadline(),
+                Some(t + 1030),
+                "{mode:?}: back to the 1-s rule"
+            );
+        }
+    }
+
+    #[test]
+    fn a_long_enough_uptime_resets_the_backoff() {
+        let f = &mut Fake {
+            bmax: 4000,
+            breset: 500,
+            ..files()
+        };
+        let mut m = Machine::new(Mode::Runit, false, false, at(0));
+        m.step(Event::Start, at(0), f);
+        cycle(&mut m, f, 0, 10, 0x100);
+        cycle(&mut m, f, 1010, 1020, 0x100);
+        cycle(&mut m, f, 3010, 3020, 0x100);
+        assert_eq!(m.quick_deaths, 3);
+        // Up 600 ms >= backoff-reset: runsv's rule again (< 1 s up: 1 s after the end).
+        assert_eq!(cycle(&mut m, f, 7010, 7610, 0x100), "ev:d status ev:D");
+        assert_eq!((m.quick_deaths, m.next_deadline()), (0, Some(8610)));
+        // Up 2 s: restarts at once.
+        assert_eq!(
+            cycle(&mut m, f, 8610, 10610, 0x100),
+            "ev:d status ev:D spawn"
+        );
+        // s6: 1 s after the death.
+        let mut m = Machine::new(Mode::S6, false, false, at(0));
+        m.step(Event::Start, at(0), f);
+        cycle(&mut m, f, 0, 10, 0x100);
+        cycle(&mut m, f, 1010, 1020, 0x100);
+        cycle(&mut m, f, 3010, 3600, 0x100);
+        assert_eq!((m.quick_deaths, m.next_deadline()), (0, Some(4600)));
+    }
+
+    #[test]
+    fn deaths_caused_by_control_commands_do_not_count() {
+        let f = &mut Fake {
+            bmax: 4000,
+            give_up: Some((2, 60)),
+            essential: true,
+            ..files()
+        };
+        let mut m = Machine::new(Mode::S6, false, false, at(0));
+        m.step(Event::Start, at(0), f);
+        cycle(&mut m, f, 0, 10, 0x100);
+        assert_eq!(m.quick_deaths, 1);
+        m.step(Event::Timer, at(1010), f);
+        m.step(Event::RunStarted(100), at(1010), f);
+        // s6-svc -t: the death is ours, restart by the 1-s rule, no give-up.
+        m.step(Event::Control(b't'), at(1020), f);
+        m.step(Event::RunDied(15), at(1020), f);
+        assert_eq!(
+            render(&m.step(Event::NoFinish, at(1020), f)),
+            "ev:d status ev:D"
+        );
+        assert_eq!((m.quick_deaths, m.gave_up, m.final_exit), (0, false, None));
+        assert_eq!(m.next_deadline(), Some(2020));
+    }
+
+    #[test]
+    fn give_up_stays_down_until_u() {
+        for (mode, ev) in [
+            (Mode::S6, "ev:d status ev:OD"),
+            (Mode::Runit, "ev:d status ev:D"),
+        ] {
+            let f = &mut Fake {
+                give_up: Some((3, 10)),
+                ..files()
+            };
+            let mut m = Machine::new(mode, false, false, at(0));
+            m.step(Event::Start, at(0), f);
+            cycle(&mut m, f, 0, 10, 0x100);
+            cycle(&mut m, f, 1010, 1020, 0x100);
+            assert!(!m.gave_up);
+            assert_eq!(cycle(&mut m, f, 3010, 3020, 0x100), ev, "{mode:?}");
+            assert!(m.gave_up);
+            assert_eq!(
+                (m.want, m.next_deadline(), m.final_exit),
+                (Want::Down, None, None)
+            );
+            assert_eq!(render(&m.step(Event::Timer, at(60_000), f)), "");
+            assert_eq!(
+                render(&m.step(Event::Control(b'u'), at(60_000), f)),
+                "status spawn"
+            );
+            assert!(!m.gave_up && m.want == Want::Up);
+            // Deaths outside the window do not add up.
+            cycle(&mut m, f, 60_000, 60_010, 0x100);
+            cycle(&mut m, f, 61_010, 61_020, 0x100);
+            cycle(&mut m, f, 75_000, 75_010, 0x100);
+            assert!(!m.gave_up, "{mode:?}");
+        }
+    }
+
+    #[test]
+    fn essential_final_stop() {
+        for mode in [Mode::S6, Mode::Runit] {
+            let f = &mut Fake {
+                essential: true,
+                ..files()
+            };
+            // Without give-up: the first end of run on its own, exit code or 128 + signal.
+            for (wstat, code) in [(3 << 8, 3), (9, 137), (0, 0)] {
+                let mut m = Machine::new(mode, false, false, at(0));
+                m.step(Event::Start, at(0), f);
+                assert_eq!(
+                    cycle(&mut m, f, 0, 5000, wstat),
+                    "ev:d status ev:D ev:x exit"
+                );
+                assert_eq!((m.final_exit, m.want), (Some(code), Want::Down), "{mode:?}");
+            }
+            // A control command that takes it down is not a final stop.
+            let mut m = Machine::new(mode, false, false, at(0));
+            m.step(Event::Start, at(0), f);
+            m.step(Event::RunStarted(100), at(0), f);
+            m.step(Event::Control(b'd'), at(10), f);
+            m.step(Event::RunDied(15), at(20), f);
+            assert_eq!(
+                render(&m.step(Event::NoFinish, at(20), f)),
+                "ev:d status ev:D"
+            );
+            assert_eq!(m.final_exit, None);
+            // The logger is never essential.
+            let mut m = Machine::new(mode, true, false, at(0));
+            m.step(Event::Start, at(0), f);
+            assert!(!cycle(&mut m, f, 0, 5000, 0x100).contains("exit"));
+            // finish exiting 125 is final.
+            let mut m = Machine::new(mode, false, false, at(0));
+            m.step(Event::Start, at(0), f);
+            let f2 = &mut Fake {
+                essential: true,
+                give_up: Some((5, 60)),
+                ..files()
+            };
+            m.step(Event::RunStarted(100), at(0), f2);
+            m.step(Event::RunDied(2 << 8), at(10), f2);
+            m.step(Event::FinishStarted(101), at(10), f2);
+            let got = render(&m.step(Event::FinishDied(125 << 8), at(20), f2));
+            assert!(got.ends_with("ev:x exit"), "{mode:?}: {got}");
+            assert_eq!(m.final_exit, Some(2));
+        }
+    }
+
+    #[test]
+    fn essential_with_give_up_restarts_until_it_fires() {
+        let f = &mut Fake {
+            essential: true,
+            give_up: Some((2, 60)),
+            ..files()
+        };
+        let mut m = Machine::new(Mode::S6, false, false, at(0));
+        m.step(Event::Start, at(0), f);
+        assert_eq!(cycle(&mut m, f, 0, 10, 4 << 8), "ev:d status ev:D");
+        assert_eq!(m.final_exit, None);
+        assert_eq!(
+            cycle(&mut m, f, 1010, 1020, 5 << 8),
+            "ev:d status ev:OD ev:x exit"
+        );
+        assert_eq!(m.final_exit, Some(5));
+        assert!(m.gave_up);
     }
 }

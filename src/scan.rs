@@ -9,9 +9,11 @@
 //! Log pipelines are owned by each `rsupervise` (runsv style), so the scanner holds no pipes.
 //! The decisions (what to start, stop, forget) are made by the pure functions of [`plan`].
 
+pub mod main_cmd;
 pub mod plan;
 
 use std::collections::{BTreeMap, HashMap};
+use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd};
@@ -66,6 +68,10 @@ pub struct Options {
     pub log: Option<String>,
     /// s6-svscan's `-d`: write a newline there once the control FIFO is ready.
     pub notif_fd: Option<i32>,
+    /// `-- CMD [ARGS...]`: the main command (with an empty `dir`: plain init).
+    pub main_cmd: Option<Vec<OsString>>,
+    /// `--wait-ready MS`: start CMD only once every service is ready, within MS.
+    pub wait_ready_ms: Option<u64>,
 }
 
 impl Options {
@@ -81,6 +87,8 @@ impl Options {
             setsid: false,
             log: None,
             notif_fd: None,
+            main_cmd: None,
+            wait_ready_ms: None,
         }
     }
 }
@@ -152,14 +160,19 @@ struct Scanner {
     next_rescan: Option<Instant>,
     need_scan: bool,
     stop: Option<Stopping>,
+    /// The main command (`-- CMD`), if any.
+    main: Option<main_cmd::MainCmd>,
+    /// Exit code decided by the main command or an essential service (first one wins).
+    decided: Option<i32>,
 }
 
 fn fatal(prog: &str, msg: &str) -> ! {
     crate::diag::fatal(prog, EXIT_SYS, msg)
 }
 
-/// The supervisor program: `rsupervise` in our own executable's directory, else `rsupervise`
-/// looked up through $PATH.
+/// The supervisor program: `rsupervise` in our own executable's directory, else our own
+/// executable when it is the multi-call binary (started as `rsupervise` through argv[0]),
+/// else `rsupervise` looked up through $PATH.
 fn default_supervisor() -> PathBuf {
     if let Ok(exe) = fs::read_link("/proc/self/exe") {
         if let Some(d) = exe.parent() {
@@ -168,14 +181,24 @@ fn default_supervisor() -> PathBuf {
                 return p;
             }
         }
+        if crate::multicall::active() {
+            return exe;
+        }
     }
     PathBuf::from("rsupervise")
 }
 
 /// Runs the scanner; returns the exit code (or never returns when it execs `finish`).
 pub fn run(opts: Options) -> i32 {
+    if opts.main_cmd.is_some() && opts.dir.is_empty() {
+        return main_cmd::plain_init(opts);
+    }
     let prog = opts.prog.clone();
     let shown = opts.dir.clone();
+    let main = opts
+        .main_cmd
+        .clone()
+        .map(|argv| main_cmd::MainCmd::new(argv, std::env::current_dir().ok(), opts.wait_ready_ms));
     if let Err(e) = std::env::set_current_dir(&opts.dir) {
         fatal(
             &prog,
@@ -321,6 +344,8 @@ pub fn run(opts: Options) -> i32 {
         next_rescan,
         need_scan: true,
         stop: None,
+        main,
+        decided: None,
     };
     s.main_loop()
 }
@@ -414,6 +439,7 @@ impl Scanner {
                 self.restarts();
             }
             let now = Instant::now();
+            self.main_tick(now);
             if let Some(r) = self.next_rescan {
                 if now >= r {
                     self.need_scan = true;
@@ -422,12 +448,15 @@ impl Scanner {
                 }
             }
             if let Some(code) = self.check_stop(now) {
-                return self.finish(code);
+                return match self.decided {
+                    Some(c) => self.finish_decided(c),
+                    None => self.finish(code),
+                };
             }
             if self.need_scan && self.stop.is_none() {
                 continue;
             }
-            let timeout = self.timeout(now);
+            let timeout = self.main_timeout(self.timeout(now));
             self.wait(timeout);
         }
     }
@@ -508,6 +537,9 @@ impl Scanner {
     }
 
     fn on_signal(&mut self, sig: i32) {
+        if self.main_signal(sig) {
+            return;
+        }
         match sig {
             libc::SIGCHLD => {}
             libc::SIGALRM => {
@@ -602,6 +634,7 @@ impl Scanner {
                 Ok(WaitStatus::StillAlive) | Err(_) => break,
                 Ok(st) => {
                     if let Some(pid) = st.pid() {
+                        self.reaped(pid.as_raw(), &st);
                         self.died(pid.as_raw());
                     }
                 }
@@ -656,6 +689,10 @@ impl Scanner {
             Mode::Runit => "runit",
         };
         let mut cmd = Command::new(&self.sup_path);
+        if self.opts.supervisor.is_none() {
+            // The multi-call binary picks the program from argv[0].
+            cmd.arg0("rsupervise");
+        }
         cmd.args(["--compat", mode, "--", &s.name]);
         if self.opts.setsid {
             // SAFETY: setsid is async-signal-safe; called in the child between fork and exec.

@@ -27,10 +27,15 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
 use crate::diag::EXIT_SYS;
+use crate::extstate::{self, ExtState};
 use crate::lock::{self, LockError};
 use crate::machine::{Action, Child, Event, Files, Machine, Mode, Now, SupSignal};
 use crate::status::{self, DEATH_LEN};
 use crate::svdir::{SvDir, errtext};
+
+/// Exit status of a supervisor whose essential service stopped for good (`final_exit` is in
+/// `supervise/rsv-state`).
+pub const EXIT_ESSENTIAL: i32 = 99;
 
 /// Command-line options of rsupervise.
 #[derive(Clone, Debug)]
@@ -193,6 +198,8 @@ struct Svc {
     /// Prepared NAME argument for s6 argv.
     name: CString,
     done: bool,
+    /// What `supervise/rsv-state` last said (it is rewritten only on change).
+    ext_written: Option<ExtState>,
 }
 
 struct Sup {
@@ -313,6 +320,7 @@ pub fn run(opts: Options) -> i32 {
             pid_written: None,
             name,
             done: false,
+            ext_written: None,
         });
     }
     // SAFETY: restores the creation mask.
@@ -676,6 +684,49 @@ impl Sup {
         for a in actions {
             self.act(i, a);
         }
+        self.write_ext(i);
+    }
+
+    /// The extended state of service `i` (`supervise/rsv-state`), composed from its machine
+    /// and its service directory.
+    fn ext_state(&self, i: usize) -> ExtState {
+        let s = &self.svcs[i];
+        let m = &s.m;
+        let up = m.state == crate::machine::State::Up && !m.forced_down;
+        // Without a readiness source, up is ready.
+        let plain = !s.dir.exists("notification-fd") && !s.dir.exists("check");
+        let (next_try_ms, backoff_ms) = match m.pending_start() {
+            Some((wall, backoff)) => (extstate::unix_ms(wall), backoff),
+            None => (0, 0),
+        };
+        ExtState {
+            restarts: m.starts.saturating_sub(1),
+            ready: up && (m.ready || plain),
+            exits: m.exits.clone(),
+            backoff_ms,
+            next_try_ms,
+            gave_up: m.gave_up,
+            essential: !m.is_log && s.dir.exists("essential"),
+            final_exit: m.final_exit,
+            ..Default::default()
+        }
+    }
+
+    /// Rewrites `supervise/rsv-state` of service `i` if its content changed.
+    fn write_ext(&mut self, i: usize) {
+        let st = self.ext_state(i);
+        let s = &mut self.svcs[i];
+        if s.ext_written.as_ref() == Some(&st) {
+            return;
+        }
+        if let Err(e) = extstate::write(&s.dir.path("supervise"), &st) {
+            s.dir.warn(&format!(
+                "unable to write {}: {}",
+                s.dir.show("supervise/rsv-state"),
+                errtext(&e)
+            ));
+        }
+        s.ext_written = Some(st);
     }
 
     fn act(&mut self, i: usize, a: Action) {
@@ -817,7 +868,14 @@ impl Sup {
                     self.feed(1, Event::Shutdown);
                 }
                 if self.svcs.iter().all(|s| s.done) {
-                    std::process::exit(0);
+                    for k in 0..self.svcs.len() {
+                        self.write_ext(k);
+                    }
+                    std::process::exit(if self.svcs[0].m.final_exit.is_some() {
+                        EXIT_ESSENTIAL
+                    } else {
+                        0
+                    });
                 }
             }
         }

@@ -1,6 +1,6 @@
 //! Reading a service directory's settings files (`down`, `finish`, `notification-fd`,
 //! `timeout-kill`, `timeout-finish`, `down-signal`, `max-death-tally`, `nosetsid`,
-//! `control/<c>`). Integer files are read fresh every time they are needed; a malformed one
+//! `control/<c>`, `backoff-max`, `backoff-reset`, `give-up`, `essential`). Integer files are read fresh every time they are needed; a malformed one
 //! gives one warning naming the file, then the default.
 
 use std::fs;
@@ -8,7 +8,7 @@ use std::io::{self, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
-use crate::machine::{Files, Mode};
+use crate::machine::{DEFAULT_BACKOFF_MAX_MS, DEFAULT_BACKOFF_RESET_MS, Files, Mode};
 
 /// s6's default `timeout-finish`.
 pub const DEFAULT_TIMEOUT_FINISH: u64 = 5000;
@@ -38,6 +38,19 @@ pub fn parse_signal(data: &[u8]) -> Option<i32> {
     let data = &data[..data.len().min(15)];
     let line = data.split(|&b| b == b'\n').next().unwrap_or(&[]);
     crate::sig::parse(std::str::from_utf8(line).ok()?)
+}
+
+/// Parses a `give-up` file: its first line, `COUNT SECONDS`, both positive integers.
+pub fn parse_give_up(data: &[u8]) -> Option<(u32, u64)> {
+    let line = data.split(|&b| b == b'\n').next().unwrap_or(&[]);
+    let line = std::str::from_utf8(line).ok()?;
+    let mut words = line.split_ascii_whitespace();
+    let count = parse_uint(words.next()?.as_bytes())?;
+    let secs = parse_uint(words.next()?.as_bytes())?;
+    if words.next().is_some() || count == 0 || secs == 0 {
+        return None;
+    }
+    Some((u32::try_from(count).ok()?, secs))
 }
 
 /// One service directory as seen from the supervisor's working directory (the main service
@@ -181,6 +194,30 @@ impl SvDir {
 }
 
 impl Files for SvDir {
+    fn backoff_max(&mut self) -> u64 {
+        self.uint_or("backoff-max", DEFAULT_BACKOFF_MAX_MS)
+    }
+
+    fn backoff_reset(&mut self) -> u64 {
+        self.uint_or("backoff-reset", DEFAULT_BACKOFF_RESET_MS)
+    }
+
+    fn give_up(&mut self) -> Option<(u32, u64)> {
+        let data = self.read_small("give-up")?;
+        let v = parse_give_up(&data);
+        if v.is_none() {
+            self.warn(&format!(
+                "invalid {} (want COUNT SECONDS), not giving up",
+                self.show("give-up")
+            ));
+        }
+        v
+    }
+
+    fn essential(&mut self) -> bool {
+        self.exists("essential")
+    }
+
     fn timeout_kill(&mut self) -> u64 {
         self.uint_or("timeout-kill", 0)
     }
@@ -228,6 +265,18 @@ mod tests {
         assert_eq!(parse_uint(b" 3"), None);
         assert_eq!(parse_uint(b"-1"), None);
         assert_eq!(parse_uint(b"12x"), None);
+    }
+
+    #[test]
+    fn give_up_files() {
+        assert_eq!(parse_give_up(b"5 60\n"), Some((5, 60)));
+        assert_eq!(parse_give_up(b"3  10"), Some((3, 10)));
+        assert_eq!(parse_give_up(b"3\n10"), None);
+        assert_eq!(parse_give_up(b"0 10"), None);
+        assert_eq!(parse_give_up(b"3 0"), None);
+        assert_eq!(parse_give_up(b"3 10 x"), None);
+        assert_eq!(parse_give_up(b"x 10"), None);
+        assert_eq!(parse_give_up(b""), None);
     }
 
     #[test]

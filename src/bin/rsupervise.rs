@@ -6,7 +6,7 @@ use rsv::supervise::{Options, run};
 
 const USAGE: &str = "rsupervise [ --compat s6|runit ] [ --no-log ] servicedir";
 
-fn main() {
+pub(crate) fn main() {
     let invoked = diag::invoked_as("rsupervise");
     let (mut mode, mut no_log) = match invoked.as_str() {
         "runsv" => (Mode::Runit, false),

@@ -1,6 +1,6 @@
 //! rsvlog: svlogd- and s6-log-compatible logger (see `man rsvlog`).
 
-fn main() {
+pub(crate) fn main() {
     let argv0 = rsv::diag::invoked_as("rsvlog");
     let args: Vec<String> = std::env::args_os()
         .skip(1)

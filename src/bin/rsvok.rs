@@ -1,6 +1,6 @@
 //! rsvok: exit 0 when a supervisor holds the service directory (see `rsv::svstat::svok_main`).
 
-fn main() {
+pub(crate) fn main() {
     let name = rsv::diag::invoked_as("rsvok");
     let args: Vec<String> = std::env::args_os()
         .skip(1)

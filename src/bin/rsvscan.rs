@@ -1,21 +1,35 @@
 //! rsvscan: runs one supervisor per service directory of a scan directory (s6-svscan /
-//! runsvdir compatible); fit to be PID 1 of a container.
+//! runsvdir compatible); fit to be PID 1 of a container, optionally with a main command
+//! (`rsvscan DIR -- CMD`) or as a plain init (`rsvscan -- CMD`).
+
+use std::ffi::OsString;
 
 use rsv::diag;
 use rsv::machine::Mode;
 use rsv::scan::{Options, run};
 
-const USAGE: &str = "rsvscan [ --compat s6|runit ] [ --supervisor path ] [ -c max ] [ -t rescan_ms ] [ -T bound_ms ] [ -d notif ] [ -P ] [ scandir [ log ] ]";
+const USAGE: &str = "rsvscan [ --compat s6|runit ] [ --supervisor path ] [ -c max ] [ -t rescan_ms ] [ -T bound_ms ] [ -d notif ] [ -P ] [ --wait-ready ms ] [ scandir [ log ] ] [ -- prog [ args... ] ]";
 
 fn num(prog: &str, v: Option<String>) -> u64 {
     v.and_then(|s| s.parse().ok())
         .unwrap_or_else(|| diag::usage(prog, USAGE))
 }
 
-fn main() {
+/// An argument that rsvscan itself interprets must be UTF-8 (CMD's arguments need not be).
+fn utf8(prog: &str, a: OsString) -> String {
+    a.into_string().unwrap_or_else(|a| {
+        diag::fatal(
+            prog,
+            diag::EXIT_USAGE,
+            &format!("argument is not valid UTF-8: {}", a.to_string_lossy()),
+        )
+    })
+}
+
+pub(crate) fn main() {
     let prog = diag::invoked_as("rsvscan");
-    let args: Vec<String> = diag::args_utf8(&prog);
     if prog == "runsvdir" {
+        let args: Vec<String> = diag::args_utf8(&prog);
         // runsvdir [-P] dir [log]: only argv[1] is looked at for an option.
         let mut i = 0;
         let mut o = Options::new(&prog, Mode::Runit, "");
@@ -36,45 +50,68 @@ fn main() {
         std::process::exit(run(o));
     }
     let mut o = Options::new(&prog, Mode::S6, ".");
-    let mut it = args.into_iter();
-    let mut rest = Vec::new();
+    let mut it = std::env::args_os().skip(1);
+    let mut rest: Vec<String> = Vec::new();
+    let mut cmd: Option<Vec<OsString>> = None;
+    let next = |it: &mut std::iter::Skip<std::env::ArgsOs>| it.next().map(|a| utf8(&prog, a));
     while let Some(a) = it.next() {
+        if a == "--" {
+            cmd = Some(it.by_ref().collect());
+            break;
+        }
+        let a = utf8(&prog, a);
         match a.as_str() {
-            "--compat" => match it.next().as_deref() {
+            "--compat" => match next(&mut it).as_deref() {
                 Some("s6") => o.mode = Mode::S6,
                 Some("runit") => o.mode = Mode::Runit,
                 _ => diag::usage(&prog, USAGE),
             },
             "--compat=s6" => o.mode = Mode::S6,
             "--compat=runit" => o.mode = Mode::Runit,
-            "--supervisor" => match it.next() {
+            "--supervisor" => match next(&mut it) {
                 Some(p) if !p.is_empty() => o.supervisor = Some(p.into()),
                 _ => diag::usage(&prog, USAGE),
             },
-            "-c" => o.capacity = num(&prog, it.next()).clamp(2, 90000) as usize,
-            "-t" => o.rescan_ms = num(&prog, it.next()),
-            "-T" => o.bound_ms = num(&prog, it.next()),
+            "--wait-ready" => o.wait_ready_ms = Some(num(&prog, next(&mut it))),
+            s if s.starts_with("--wait-ready=") => {
+                o.wait_ready_ms = Some(num(&prog, Some(s["--wait-ready=".len()..].into())))
+            }
+            "-c" => o.capacity = num(&prog, next(&mut it)).clamp(2, 90000) as usize,
+            "-t" => o.rescan_ms = num(&prog, next(&mut it)),
+            "-T" => o.bound_ms = num(&prog, next(&mut it)),
             "-d" => {
-                let fd = num(&prog, it.next());
+                let fd = num(&prog, next(&mut it));
                 if fd < 3 || fd > i32::MAX as u64 {
                     diag::usage(&prog, USAGE);
                 }
                 o.notif_fd = Some(fd as i32);
             }
             "-P" => o.setsid = true,
-            "--" => {
-                rest.extend(it.by_ref());
-                break;
-            }
             s if s.starts_with('-') && s.len() > 1 => diag::usage(&prog, USAGE),
             _ => {
+                // Operands: scandir [log], then optionally `-- CMD [ARGS...]`.
                 rest.push(a);
-                rest.extend(it.by_ref());
+                while let Some(b) = it.next() {
+                    if b == "--" {
+                        cmd = Some(it.by_ref().collect());
+                        break;
+                    }
+                    rest.push(utf8(&prog, b));
+                }
                 break;
             }
         }
     }
+    // `scandir --` with nothing after it is the scanner alone (so an image's ENTRYPOINT can
+    // end with `--` and leave CMD empty); a bare `--` needs a command.
+    if cmd.as_ref().is_some_and(Vec::is_empty) {
+        if rest.is_empty() {
+            diag::usage(&prog, USAGE);
+        }
+        cmd = None;
+    }
     match rest.len() {
+        0 if cmd.is_some() => o.dir = String::new(), // plain init
         0 => {}
         1 => o.dir = rest[0].clone(),
         2 if o.mode == Mode::Runit => {
@@ -83,8 +120,13 @@ fn main() {
         }
         _ => diag::usage(&prog, USAGE),
     }
-    if o.dir.is_empty() {
+    if rest.first().is_some_and(String::is_empty) {
         diag::usage(&prog, USAGE);
     }
+    // --wait-ready gates CMD on the services of scandir: it needs both.
+    if o.wait_ready_ms.is_some() && (cmd.is_none() || o.dir.is_empty()) {
+        diag::usage(&prog, USAGE);
+    }
+    o.main_cmd = cmd;
     std::process::exit(run(o));
 }

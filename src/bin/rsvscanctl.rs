@@ -5,7 +5,7 @@ use rsv::getopt::{GetOpt, Opt};
 
 const USAGE: &str = "rsvscanctl [ -zabhitqnN ] scandir";
 
-fn main() {
+pub(crate) fn main() {
     let prog = diag::invoked_as("rsvscanctl");
     let args: Vec<String> = diag::args_utf8(&prog);
     let mut letters = Vec::new();

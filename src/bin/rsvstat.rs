@@ -1,6 +1,6 @@
 //! rsvstat: show a service's state (s6-svstat compatible; see `rsv::svstat`).
 
-fn main() {
+pub(crate) fn main() {
     let name = rsv::diag::invoked_as("rsvstat");
     let args: Vec<String> = std::env::args_os()
         .skip(1)

@@ -14,7 +14,7 @@ fn errtext(e: &std::io::Error) -> String {
     }
 }
 
-fn main() {
+pub(crate) fn main() {
     let prog = invoked_as("rsvtai64nlocal");
     let mut opts = Options {
         style: if prog == "tai64nlocal" {

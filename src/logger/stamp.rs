@@ -27,11 +27,15 @@ impl Now {
 
     /// The TAI64N label of this instant in `family` (runit: µs*1000+500, s6: ns).
     pub fn tai(self, family: Family) -> Tai64N {
-        let nanos = match family {
+        Tai64N::from_unix(self.secs, self.tai_nanos(family), family)
+    }
+
+    /// The nanosecond field of the label (runit: microseconds * 1000 + 500).
+    pub fn tai_nanos(self, family: Family) -> u32 {
+        match family {
             Family::Runit => (self.nanos / 1000) * 1000 + 500,
             Family::S6 => self.nanos,
-        };
-        Tai64N::from_unix(self.secs, nanos, family)
+        }
     }
 }
 
@@ -82,11 +86,14 @@ pub enum Kind {
     Local,
 }
 
-/// Formats stamps, caching the date-and-time part per second.
+/// Formats stamps, caching the part that only changes once per second (the date and time, or
+/// the `@` and 16 hex digits of a TAI64N label with its leap-second lookup).
 #[derive(Default)]
 pub struct Stamper {
     cache_secs: Option<(i64, u8)>,
     cache: [u8; 19],
+    tai_secs: Option<(i64, Family)>,
+    tai_head: [u8; 17],
 }
 
 impl Stamper {
@@ -95,7 +102,17 @@ impl Stamper {
         match kind {
             Kind::Tai(fam) => {
                 let mut b = [0u8; 25];
-                now.tai(fam).write_hex(&mut b);
+                if self.tai_secs != Some((now.secs, fam)) {
+                    now.tai(fam).write_hex(&mut b);
+                    self.tai_head.copy_from_slice(&b[..17]);
+                    self.tai_secs = Some((now.secs, fam));
+                } else {
+                    b[..17].copy_from_slice(&self.tai_head);
+                    let n = now.tai_nanos(fam);
+                    for (i, d) in b[17..].iter_mut().enumerate() {
+                        *d = b"0123456789abcdef"[((n >> (28 - 4 * i)) & 15) as usize];
+                    }
+                }
                 out.extend_from_slice(&b);
                 out.push(b' ');
             }
@@ -210,6 +227,27 @@ mod tests {
         s.push(Kind::Tai(Family::Runit), now, &mut out);
         assert_eq!(out.len(), 26);
         assert_eq!(out[25], b' ');
+    }
+
+    #[test]
+    fn cached_tai_labels_equal_fresh_ones() {
+        // Around the 2016-12-31 leap second (unix 1483228800), both families, with the
+        // cache warm (same second) and cold (new second, other family).
+        let mut warm = Stamper::default();
+        for secs in [1483228799i64, 1483228800, 1483228801] {
+            for nanos in [0u32, 1, 999_999_999, 123_456_789] {
+                for fam in [Family::Runit, Family::S6, Family::S6, Family::Runit] {
+                    let now = Now { secs, nanos };
+                    let (mut a, mut b) = (Vec::new(), Vec::new());
+                    warm.push(Kind::Tai(fam), now, &mut a);
+                    Stamper::default().push(Kind::Tai(fam), now, &mut b);
+                    let mut hex = [0u8; 25];
+                    now.tai(fam).write_hex(&mut hex);
+                    assert_eq!(a, b);
+                    assert_eq!(&a[..25], &hex);
+                }
+            }
+        }
     }
 
     #[test]

@@ -126,6 +126,7 @@ pub fn bin(name: &str) -> PathBuf {
         "rsvtai64nlocal" => option_env!("CARGO_BIN_EXE_rsvtai64nlocal"),
         "rsvscan" => option_env!("CARGO_BIN_EXE_rsvscan"),
         "rsvscanctl" => option_env!("CARGO_BIN_EXE_rsvscanctl"),
+        "rsv" => option_env!("CARGO_BIN_EXE_rsv"),
         _ => None,
     };
     PathBuf::from(p.unwrap_or_else(|| panic!("binary {name} is not built by this crate")))

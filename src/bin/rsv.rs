@@ -1,0 +1,37 @@
+//! rsv: every rsv program in one executable, selected by argv[0] (see `rsv::multicall`).
+
+#[path = "rsupervise.rs"]
+mod rsupervise;
+#[path = "rsvc.rs"]
+mod rsvc;
+#[path = "rsvlog.rs"]
+mod rsvlog;
+#[path = "rsvok.rs"]
+mod rsvok;
+#[path = "rsvscan.rs"]
+mod rsvscan;
+#[path = "rsvscanctl.rs"]
+mod rsvscanctl;
+#[path = "rsvstat.rs"]
+mod rsvstat;
+#[path = "rsvtai64nlocal.rs"]
+mod rsvtai64nlocal;
+
+use rsv::multicall::{self, Applet};
+
+fn main() {
+    multicall::set_active();
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let name = multicall::base_name(args.first().map(|a| a.as_os_str()).unwrap_or_default());
+    match multicall::lookup(&name) {
+        Some(Applet::Rsupervise) => rsupervise::main(),
+        Some(Applet::Rsvc) => rsvc::main(),
+        Some(Applet::Rsvstat) => rsvstat::main(),
+        Some(Applet::Rsvok) => rsvok::main(),
+        Some(Applet::Rsvscan) => rsvscan::main(),
+        Some(Applet::Rsvscanctl) => rsvscanctl::main(),
+        Some(Applet::Rsvlog) => rsvlog::main(),
+        Some(Applet::Rsvtai64nlocal) => rsvtai64nlocal::main(),
+        None => std::process::exit(multicall::dispatch_self(&args)),
+    }
+}
