@@ -693,3 +693,23 @@ fn nonroot_example_runs_as_documented() {
     let err = sc.stderr();
     assert_eq!(sc.term(), 0, "stderr: {err}");
 }
+
+/// An essential service of a read-only tree run as 65534: its final stop ends rsvscan with the
+/// service's exit code, read from the relocated `supervise/rsv-state`.
+#[test]
+fn essential_service_of_a_readonly_tree() {
+    if !can_run() {
+        return;
+    }
+    let tree = Tree::new("nonroot-essential");
+    tree.service("helper");
+    let app = tree.scan().join("app");
+    script(&app.join("run"), "#!/bin/sh\nsleep 0.3\nexit 7\n");
+    fs::write(app.join("essential"), "").unwrap();
+    chmod(&app, 0o755);
+    let mut sc = Scanner::start(&tree, Some(NOBODY), &[], false, "");
+    let st = sc.guard.wait_exit(15 * SEC);
+    let err = sc.stderr();
+    assert_eq!(st.code(), Some(7), "stderr: {err}");
+    assert_untouched(&tree.scan());
+}
