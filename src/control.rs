@@ -243,7 +243,7 @@ pub enum CtlError {
 /// non-blocking (no reader = not listening), then write in blocking mode. With no letters the
 /// FIFO is only opened, which still tells whether a supervisor listens.
 pub fn write_control(sd: &Path, letters: &[u8]) -> Result<(), CtlError> {
-    let path = sd.join("supervise").join("control");
+    let path = crate::rundir::supervise_dir(sd).join("control");
     let f = match OpenOptions::new()
         .write(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
@@ -252,7 +252,7 @@ pub fn write_control(sd: &Path, letters: &[u8]) -> Result<(), CtlError> {
         Ok(f) => f,
         Err(e) if e.raw_os_error() == Some(libc::ENXIO) => return Err(CtlError::NotListening),
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            if sd.join("supervise").is_dir() {
+            if crate::rundir::supervise_dir(sd).is_dir() {
                 return Err(CtlError::BadSuperviseDir(e));
             }
             // As s6-svc: an existing service dir that was never supervised (no supervise/)
@@ -424,7 +424,7 @@ impl Watch {
         if self.done.is_some() {
             return;
         }
-        if let Ok(false) = lock::supervised(&self.sd.join("supervise")) {
+        if let Ok(false) = lock::supervised(&crate::rundir::supervise_dir(&self.sd)) {
             // The supervisor is gone: take its last status into account, then act as
             // on s6's `x` event.
             if let Ok(v) = View::read(&self.sd) {
@@ -463,7 +463,7 @@ impl Watch {
 
 /// rsv's supervisor says, in `supervise/rsv-state`, that the service is up and ready.
 fn rsv_ready(sd: &Path) -> bool {
-    crate::extstate::read(&sd.join("supervise")).is_ok_and(|st| st.ready)
+    crate::extstate::read(&crate::rundir::supervise_dir(sd)).is_ok_and(|st| st.ready)
 }
 
 fn wait_and_control(prog: &str, a: &S6SvcArgs, wait: WaitFor, strict: bool) -> i32 {
@@ -490,7 +490,7 @@ fn wait_and_control(prog: &str, a: &S6SvcArgs, wait: WaitFor, strict: bool) -> i
             );
             goal = wait.downgrade();
         }
-        let listener = match Listener::subscribe(&sd.join("event")) {
+        let listener = match Listener::subscribe(&crate::rundir::event_dir(&sd)) {
             Ok(l) => l,
             Err(e) => {
                 eprintln!(
@@ -581,7 +581,7 @@ fn wait_and_control(prog: &str, a: &S6SvcArgs, wait: WaitFor, strict: bool) -> i
                 w.poll_status();
             } else if !strict && w.done.is_none() {
                 // A supervisor killed by SIGKILL sends no `x`: notice the lock going away.
-                if let Ok(false) = lock::supervised(&w.sd.join("supervise")) {
+                if let Ok(false) = lock::supervised(&crate::rundir::supervise_dir(&w.sd)) {
                     w.event(b'x');
                     w.done.get_or_insert(false);
                 }

@@ -90,6 +90,13 @@ impl Listener {
         let path = dir.join(&name);
         nix::unistd::mkfifo(&hidden, nix::sys::stat::Mode::from_bits_truncate(0o600))
             .map_err(io::Error::from)?;
+        // Mode 0622 (s6 2.11 makes 0600): a supervisor running under another uid (an
+        // unprivileged tree watched by root) must be able to open it for writing. Who else
+        // may write is limited by the fifodir itself (03730: no access for others).
+        if let Err(e) = fs::set_permissions(&hidden, fs::Permissions::from_mode(0o622)) {
+            let _ = fs::remove_file(&hidden);
+            return Err(e);
+        }
         let open = || -> io::Result<(File, File)> {
             let reader = OpenOptions::new()
                 .read(true)

@@ -16,6 +16,7 @@ pub mod logger;
 pub mod machine;
 pub mod multicall;
 pub mod proctitle;
+pub mod rundir;
 pub mod scan;
 pub mod sig;
 pub mod status;

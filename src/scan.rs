@@ -218,27 +218,20 @@ pub fn run(opts: Options) -> i32 {
     if let Err(e) = fs::read_dir(".") {
         fatal(&prog, &format!("unable to read {shown}: {}", errtext(&e)));
     }
-    match fs::DirBuilder::new().mode(0o700).create(CTL_DIR) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && Path::new(CTL_DIR).is_dir() => {}
-        Err(e) => fatal(
-            &prog,
-            &format!("unable to mkdir {shown}/{CTL_DIR}: {}", errtext(&e)),
-        ),
-    }
-    let lockp = Path::new(CTL_DIR).join("lock");
-    let lock = match lock::take_both(&lockp) {
+    let (ctl_dir, ctl_shown) = place_ctl_dir(&prog, &shown);
+    let lock = match take_ctl_lock(&ctl_dir) {
         Ok(f) => f,
         Err(LockError::Busy) => fatal(
             &prog,
-            &format!("unable to lock {shown}/{CTL_DIR}/lock: another scanner holds it"),
+            &format!("unable to lock {ctl_shown}/lock: another scanner holds it"),
         ),
         Err(LockError::Io(e)) => fatal(
             &prog,
-            &format!("unable to lock {shown}/{CTL_DIR}/lock: {}", errtext(&e)),
+            &format!("unable to lock {ctl_shown}/lock: {}", errtext(&e)),
         ),
     };
-    let ctlp = Path::new(CTL_DIR).join("control");
+    crate::rundir::replace_if_denied(&ctl_dir, "control");
+    let ctlp = ctl_dir.join("control");
     match fs::symlink_metadata(&ctlp) {
         Ok(m) if m.file_type().is_fifo() => {}
         _ => {
@@ -248,7 +241,7 @@ pub fn run(opts: Options) -> i32 {
             {
                 fatal(
                     &prog,
-                    &format!("unable to mkfifo {shown}/{CTL_DIR}/control: {}", e.desc()),
+                    &format!("unable to mkfifo {ctl_shown}/control: {}", e.desc()),
                 );
             }
         }
@@ -262,7 +255,7 @@ pub fn run(opts: Options) -> i32 {
             .unwrap_or_else(|e| {
                 fatal(
                     &prog,
-                    &format!("unable to open {shown}/{CTL_DIR}/control: {}", errtext(&e)),
+                    &format!("unable to open {ctl_shown}/control: {}", errtext(&e)),
                 )
             })
     };
@@ -340,7 +333,7 @@ pub fn run(opts: Options) -> i32 {
         let _ = f.write_all(b"\n");
     }
 
-    export_envdir(&prog, &shown);
+    export_envdir(&prog, &shown, &ctl_dir);
     run_init_steps(&prog, &opts.init, &sig_r, &flags);
 
     let sup_path = opts.supervisor.clone().unwrap_or_else(default_supervisor);
@@ -374,20 +367,21 @@ pub fn run(opts: Options) -> i32 {
     s.main_loop()
 }
 
-/// The container-wide envdir rsvscan creates (relative to the scan directory) when
-/// `$RSV_ENVDIR` is not set.
-pub fn container_envdir() -> PathBuf {
-    Path::new(CTL_DIR).join("env")
+/// The container-wide envdir rsvscan creates when `$RSV_ENVDIR` is not set: `env` in the
+/// scanner's control directory (`.s6-svscan` of the scan directory, relative to it, or its
+/// runtime-directory replacement when the scan directory is read-only).
+pub fn container_envdir(ctl_dir: &Path) -> PathBuf {
+    ctl_dir.join("env")
 }
 
 /// Unless `$RSV_ENVDIR` is set already: creates [`container_envdir`] (mode 0755) and exports
 /// its absolute path as `$RSV_ENVDIR` to every child. A failure is one warning; services
 /// then run without a container-wide envdir.
-fn export_envdir(prog: &str, shown: &str) {
+fn export_envdir(prog: &str, shown: &str, ctl_dir: &Path) {
     if std::env::var_os(crate::svenv::VAR).is_some() {
         return;
     }
-    let rel = container_envdir();
+    let rel = container_envdir(ctl_dir);
     let made = match fs::DirBuilder::new().mode(0o755).create(&rel) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists && rel.is_dir() => Ok(()),
@@ -400,7 +394,15 @@ fn export_envdir(prog: &str, shown: &str) {
         Ok(p) => unsafe { std::env::set_var(crate::svenv::VAR, p) },
         Err(e) => crate::diag::warn(
             prog,
-            &format!("unable to mkdir {shown}/{}: {}", rel.display(), errtext(&e)),
+            &format!(
+                "unable to mkdir {}: {}",
+                if rel.is_absolute() {
+                    rel.display().to_string()
+                } else {
+                    format!("{shown}/{}", rel.display())
+                },
+                errtext(&e)
+            ),
         ),
     }
 }
@@ -469,6 +471,57 @@ fn run_init_steps(
                 step.display()
             ),
         );
+    }
+}
+
+/// Where the scanner's lock and control FIFO live: `DIR/.s6-svscan`, or a runtime directory
+/// when the scan directory cannot hold them (see [`crate::rundir`]). Hook scripts
+/// (`finish`, `crash`, `SIG*`) are always read from `DIR/.s6-svscan`. Returns the directory
+/// and how messages name it.
+fn place_ctl_dir(prog: &str, shown: &str) -> (PathBuf, String) {
+    let usual = format!("{}/{CTL_DIR}", shown.trim_end_matches('/'));
+    let placed = crate::rundir::place(
+        Path::new("."),
+        CTL_DIR,
+        crate::rundir::Kind::Scan,
+        &usual,
+        |p| {
+            match fs::DirBuilder::new().mode(0o700).create(p) {
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && p.is_dir() => {}
+                r => r?,
+            }
+            crate::rundir::lock_probeable(p)
+        },
+    );
+    match placed {
+        Ok(pl) => {
+            if let Some(w) = &pl.warning {
+                crate::diag::warn(prog, w);
+            }
+            if pl.relocated {
+                let s = pl.path.display().to_string();
+                (pl.path, s)
+            } else {
+                (PathBuf::from(CTL_DIR), usual)
+            }
+        }
+        Err(e) => fatal(prog, &format!("unable to mkdir {usual}: {}", errtext(&e))),
+    }
+}
+
+/// Takes the scanner lock; a lock file of another uid that we cannot open is replaced unless
+/// a scanner holds it.
+fn take_ctl_lock(ctl_dir: &Path) -> Result<File, LockError> {
+    let path = ctl_dir.join("lock");
+    match lock::take_both(&path) {
+        Err(LockError::Io(e)) if crate::rundir::is_denied(&e) => {
+            if crate::rundir::lock_held(&path) {
+                return Err(LockError::Busy);
+            }
+            let _ = fs::remove_file(&path);
+            lock::take_both(&path)
+        }
+        r => r,
     }
 }
 
@@ -1119,8 +1172,9 @@ impl Scanner {
         }
         let mut pids = Vec::new();
         for s in self.svcs.values() {
-            for sub in ["supervise", "log/supervise"] {
-                let p = Path::new(&s.name).join(sub);
+            let sd = Path::new(&s.name);
+            for d in [sd.to_path_buf(), sd.join("log")] {
+                let p = crate::rundir::supervise_dir(&d);
                 let pid = match status::read_status(&p) {
                     Ok(AnyStatus::Runit(r)) => r.pid as i32,
                     Ok(AnyStatus::S6(x)) => x.pid as i32,
@@ -1190,7 +1244,7 @@ fn children_of(me: i32) -> Vec<i32> {
 /// rsvscanctl: writes `letters` to `DIR/.s6-svscan/control` in one write().
 /// Returns the exit code (0 sent, 100 not listening, 111 other errors).
 pub fn control(prog: &str, dir: &str, letters: &[u8]) -> i32 {
-    let p = Path::new(dir).join(CTL_DIR).join("control");
+    let p = crate::rundir::scan_ctl_dir(Path::new(dir)).join("control");
     let f = OpenOptions::new()
         .write(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)

@@ -80,10 +80,16 @@ fn ensure_dir_follow(path: &Path, mode: u32, fifodir: bool) -> io::Result<()> {
                 return Ok(());
             }
             let t = fs::read_link(path)?;
-            match path.parent() {
+            let t = match path.parent() {
                 Some(p) if t.is_relative() => p.join(t),
                 _ => t,
+            };
+            // Unlike runsv (one level), the target's parents are created too, so that a
+            // `supervise -> /run/...` link shipped in an image works on an empty tmpfs.
+            if let Some(p) = t.parent() {
+                let _ = fs::DirBuilder::new().recursive(true).mode(0o755).create(p);
             }
+            t
         }
         _ => path.to_path_buf(),
     };
@@ -94,6 +100,65 @@ fn ensure_dir_follow(path: &Path, mode: u32, fifodir: bool) -> io::Result<()> {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists && target.is_dir() => Ok(()),
         Err(e) => Err(e),
+    }
+}
+
+/// Decides where `event/` and `supervise/` of this service live (in the service directory,
+/// or in a runtime directory when it cannot hold them, see [`crate::rundir`]) and creates them.
+fn place_state(prog: &str, dir: &mut SvDir, is_log: bool) {
+    use crate::rundir::{Kind, lock_probeable, place, place_elsewhere};
+    let base = Path::new(if is_log { "log" } else { "." });
+    let mut moved = false;
+    for (entry, mode, fifodir) in [("supervise", 0o700, false), ("event", 0o3730, true)] {
+        let shown = dir.show(entry);
+        let create = |p: &Path| {
+            ensure_dir_follow(p, mode, fifodir)?;
+            lock_probeable(p)
+        };
+        // event/ follows supervise/ into the runtime directory.
+        let placed = if moved {
+            place_elsewhere(base, entry, Kind::Sv, &shown, "kept with supervise", create)
+        } else {
+            place(base, entry, Kind::Sv, &shown, create)
+        };
+        match placed {
+            Ok(pl) => {
+                if let Some(w) = &pl.warning {
+                    dir.warn(w);
+                }
+                if pl.relocated {
+                    moved = true;
+                    dir.relocate(entry, pl.path);
+                }
+            }
+            Err(e) => fatal(prog, &format!("unable to create {shown}: {}", errtext(&e))),
+        }
+    }
+}
+
+/// Takes both locks on `supervise/lock`. A lock file that a previous run under another uid
+/// left and that we cannot open is replaced, unless some supervisor holds it.
+fn take_lock(dir: &SvDir) -> Result<File, LockError> {
+    let path = dir.path("supervise/lock");
+    match lock::take_both(&path) {
+        Err(LockError::Io(e)) if crate::rundir::is_denied(&e) => {
+            if crate::rundir::lock_held(&path) {
+                return Err(LockError::Busy);
+            }
+            let _ = fs::remove_file(&path);
+            lock::take_both(&path)
+        }
+        r => r,
+    }
+}
+
+/// With the lock held: removes what an unclean stop left that would get in the way
+/// (`*.new` temporary files; FIFOs of another uid that we cannot open).
+fn clean_stale(dir: &SvDir) {
+    let sup = dir.path("supervise");
+    crate::rundir::sweep_temp(&sup);
+    for f in ["control", "ok"] {
+        crate::rundir::replace_if_denied(&sup, f);
     }
 }
 
@@ -206,24 +271,9 @@ pub fn run(opts: Options) -> i32 {
         if is_log && !has_log {
             break;
         }
-        let dir = SvDir::new(&prog, sd, is_log, opts.mode);
-        if let Err(e) = ensure_dir_follow(&dir.path("event"), 0o3730, true) {
-            fatal(
-                &prog,
-                &format!("unable to create {}: {}", dir.show("event"), errtext(&e)),
-            );
-        }
-        if let Err(e) = ensure_dir_follow(&dir.path("supervise"), 0o700, false) {
-            fatal(
-                &prog,
-                &format!(
-                    "unable to create {}: {}",
-                    dir.show("supervise"),
-                    errtext(&e)
-                ),
-            );
-        }
-        let lock_file = match lock::take_both(&dir.path("supervise/lock")) {
+        let mut dir = SvDir::new(&prog, sd, is_log, opts.mode);
+        place_state(&prog, &mut dir, is_log);
+        let lock_file = match take_lock(&dir) {
             Ok(f) => f,
             Err(LockError::Busy) => fatal(
                 &prog,
@@ -241,6 +291,7 @@ pub fn run(opts: Options) -> i32 {
                 ),
             ),
         };
+        clean_stale(&dir);
         ensure_fifo(
             &dir.path("supervise/control"),
             &dir.show("supervise/control"),

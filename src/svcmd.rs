@@ -163,7 +163,7 @@ impl Sv {
         match std::fs::OpenOptions::new()
             .write(true)
             .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
-            .open("supervise/ok")
+            .open(sup_path("ok"))
         {
             Ok(_) => {}
             Err(e) if e.raw_os_error() == Some(libc::ENXIO) => {
@@ -177,13 +177,13 @@ impl Sv {
             Err(e) => {
                 // Extension: an s6-style supervisor has no ok FIFO but holds the lock; a
                 // lock file nobody holds means that supervisor is gone.
-                let lock_file = Path::new("supervise/lock");
+                let lock_file = sup_path("lock");
                 let s6_style = e.kind() == io::ErrorKind::NotFound && lock_file.exists();
                 if !s6_style {
                     self.warn("unable to open supervise/ok", Some(errno_of(&e)));
                     return -1;
                 }
-                if !crate::lock::supervised(Path::new("supervise")).unwrap_or(false) {
+                if !crate::lock::supervised(&sup_path("")).unwrap_or(false) {
                     if self.acts.starts_with('x') {
                         self.ok("runsv not running");
                     } else {
@@ -193,7 +193,7 @@ impl Sv {
                 }
             }
         }
-        let mut f = match std::fs::File::open("supervise/status") {
+        let mut f = match std::fs::File::open(sup_path("status")) {
             Ok(f) => f,
             Err(e) => {
                 self.warn("unable to open supervise/status", Some(errno_of(&e)));
@@ -360,15 +360,14 @@ impl Sv {
         // waits out its crash-loop backoff (rsv-state `next_try_ms`) is sent, so it starts
         // the service at once.
         let backing_off = first == b'u'
-            && crate::extstate::read(std::path::Path::new("supervise"))
-                .is_ok_and(|st| st.next_try_ms != 0);
+            && crate::extstate::read(&sup_path("")).is_ok_and(|st| st.next_try_ms != 0);
         if self.svstatus[17] == first && (first != b'd' || self.svstatus[18] == 1) && !backing_off {
             return 0;
         }
         let mut f = match std::fs::OpenOptions::new()
             .write(true)
             .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
-            .open("supervise/control")
+            .open(sup_path("control"))
         {
             Ok(f) => f,
             Err(e) => {
@@ -506,6 +505,13 @@ impl Sv {
             self.fatal("unable to change to original directory", &e.into());
         }
     }
+}
+
+/// `name` in the `supervise` directory of the current directory (found through
+/// [`crate::rundir::supervise_dir`], so a relocated one is used too).
+fn sup_path(name: &str) -> std::path::PathBuf {
+    let d = crate::rundir::supervise_dir(Path::new("."));
+    if name.is_empty() { d } else { d.join(name) }
 }
 
 /// Parses runit's scan_ulong: the leading decimal digits (0 if none).

@@ -62,6 +62,8 @@ pub struct SvDir {
     /// The directory as the user named it, for messages.
     pub shown: String,
     pub mode: Mode,
+    /// `supervise` and `event` when they live in a runtime directory (see [`crate::rundir`]).
+    relocated: Vec<(&'static str, PathBuf)>,
 }
 
 impl SvDir {
@@ -76,16 +78,42 @@ impl SvDir {
             tag: format!("{prog} {shown}"),
             shown,
             mode,
+            relocated: Vec::new(),
         }
+    }
+
+    /// Keeps entry `entry` (`supervise` or `event`) at `at` instead of in the service
+    /// directory: [`SvDir::path`] and [`SvDir::show`] then name `at` for it and what is in it.
+    pub fn relocate(&mut self, entry: &'static str, at: PathBuf) {
+        self.relocated.retain(|(e, _)| *e != entry);
+        self.relocated.push((entry, at));
+    }
+
+    /// The relocated path of `name` (`entry` or `entry/...`), if its entry is relocated.
+    fn relocated_path(&self, name: &str) -> Option<PathBuf> {
+        self.relocated.iter().find_map(|(e, at)| {
+            let rest = name.strip_prefix(e)?;
+            if rest.is_empty() {
+                Some(at.clone())
+            } else {
+                rest.strip_prefix('/').map(|r| at.join(r))
+            }
+        })
     }
 
     /// Path of an entry, relative to the main service directory.
     pub fn path(&self, name: &str) -> PathBuf {
+        if let Some(p) = self.relocated_path(name) {
+            return p;
+        }
         PathBuf::from(format!("{}{name}", self.base))
     }
 
     /// How messages name an entry: `SD/name`.
     pub fn show(&self, name: &str) -> String {
+        if let Some(p) = self.relocated_path(name) {
+            return p.display().to_string();
+        }
         format!("{}/{name}", self.shown.trim_end_matches('/'))
     }
 

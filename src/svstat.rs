@@ -451,7 +451,7 @@ pub fn rsv_line(
 
 impl Info {
     pub fn gather(name: &str, path: &Path) -> Info {
-        let sup = path.join("supervise");
+        let sup = crate::rundir::supervise_dir(path);
         let supervised = lock::supervised(&sup).unwrap_or(false);
         let view = View::read(path)
             .map_err(|e| format!("{}/supervise/status: {}", path.display(), errstr(&e)));
@@ -712,7 +712,7 @@ pub fn expand(dirs: &[String]) -> Vec<(String, PathBuf)> {
     let mut v = Vec::new();
     let mut add = |name: String, p: PathBuf| {
         let log = p.join("log");
-        let has_log = log.join("supervise").is_dir();
+        let has_log = crate::rundir::supervise_dir(&log).is_dir();
         v.push((name.clone(), p));
         if has_log {
             v.push((format!("{name}/log"), log));
@@ -874,7 +874,7 @@ fn print_result(a: &Args, v: &View, normallyup: bool, now: Tai64N) -> i32 {
 
 fn single_s6(a: &Args, d: &str, now: Tai64N) -> i32 {
     let sd = Path::new(d);
-    match lock::fcntl_lock_held(&sd.join("supervise").join("lock")) {
+    match lock::fcntl_lock_held(&crate::rundir::supervise_dir(sd).join("lock")) {
         Ok(true) => {}
         Ok(false) => {
             eprintln!(
@@ -890,7 +890,7 @@ fn single_s6(a: &Args, d: &str, now: Tai64N) -> i32 {
             return EXIT_SYS;
         }
     }
-    let v = match std::fs::read(sd.join("supervise").join("status")) {
+    let v = match std::fs::read(crate::rundir::supervise_dir(sd).join("status")) {
         Ok(b) if b.len() >= crate::status::S6_LEN => match crate::status::S6Status::decode(&b) {
             Some(s) => View::from_status(crate::status::AnyStatus::S6(s)),
             None => return EXIT_SYS,
@@ -912,7 +912,7 @@ fn single_s6(a: &Args, d: &str, now: Tai64N) -> i32 {
 
 fn single_rsv(a: &Args, d: &str, now: Tai64N) -> i32 {
     let sd = Path::new(d);
-    match lock::supervised(&sd.join("supervise")) {
+    match lock::supervised(&crate::rundir::supervise_dir(sd)) {
         Ok(true) => {}
         Ok(false) => {
             if !sd.is_dir() {
@@ -947,7 +947,7 @@ fn single_rsv(a: &Args, d: &str, now: Tai64N) -> i32 {
     if !a.fields.is_empty() {
         return print_result(a, &v, !has_down_file(sd), now);
     }
-    let ext = extstate::read(&sd.join("supervise")).ok();
+    let ext = extstate::read(&crate::rundir::supervise_dir(sd)).ok();
     let line = rsv_line(
         &v,
         !has_down_file(sd),
@@ -992,7 +992,7 @@ pub fn svok_main(args: &[String], strict: bool) -> i32 {
         eprintln!("rsvok: fatal: unable to check {d}: {why}");
         return EXIT_SYS;
     }
-    let sup = Path::new(d).join("supervise");
+    let sup = crate::rundir::supervise_dir(Path::new(d));
     let r = if strict {
         lock::fcntl_lock_held(&sup.join("lock"))
     } else {

@@ -103,7 +103,7 @@ impl View {
 
     /// Reads `SD/supervise/status`.
     pub fn read(sd: &Path) -> io::Result<View> {
-        read_status(&sd.join("supervise")).map(View::from_status)
+        read_status(&crate::rundir::supervise_dir(sd)).map(View::from_status)
     }
 
     /// How run last ended, from the s6 wait status, when the service is down.
@@ -167,13 +167,13 @@ pub fn has_down_file(sd: &Path) -> bool {
 
 /// The newest record of `supervise/death_tally`, if any.
 pub fn last_death(sd: &Path) -> Option<Death> {
-    let b = fs::read(sd.join("supervise").join("death_tally")).ok()?;
+    let b = fs::read(crate::rundir::supervise_dir(sd).join("death_tally")).ok()?;
     Death::decode_all(&b).last().copied()
 }
 
 /// Is `dir` a scan directory: no `run` file of its own but subdirectories that have one?
 pub fn is_scan_dir(dir: &Path) -> bool {
-    if dir.join("run").exists() || dir.join("supervise").is_dir() {
+    if dir.join("run").exists() || crate::rundir::supervise_dir(dir).is_dir() {
         return false;
     }
     !scan_services(dir).is_empty()
@@ -187,7 +187,9 @@ pub fn scan_services(dir: &Path) -> Vec<PathBuf> {
             .flatten()
             .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
             .map(|e| e.path())
-            .filter(|p| p.is_dir() && (p.join("run").exists() || p.join("supervise").is_dir()))
+            .filter(|p| {
+                p.is_dir() && (p.join("run").exists() || crate::rundir::supervise_dir(p).is_dir())
+            })
             .collect(),
         Err(_) => Vec::new(),
     };

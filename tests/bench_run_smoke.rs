@@ -28,7 +28,8 @@ const ROWS: [(&str, &str); 18] = [
     ("7", "finish scripts run at shutdown"),
     ("8", "logger, rsvlog in svlogd syntax"),
     ("8", "logger, rsvlog in s6-log syntax"),
-    ("9", "installed size, stripped"),
+    ("9", "installed size, stripped, C library not counted"),
+    ("9", "installed size with the C library"),
 ];
 
 fn is_root() -> bool {

@@ -189,9 +189,10 @@ fn signal(pid: i32, sig: i32) {
     }
 }
 
-/// The `supervise/` directory of service `name` (relative to the scan directory).
+/// The `supervise/` directory of service `name` (relative to the scan directory), also when
+/// it was relocated to a runtime directory (see [`crate::rundir`]).
 pub fn supervise_dir(name: &str) -> PathBuf {
-    Path::new(name).join("supervise")
+    crate::rundir::supervise_dir(Path::new(name))
 }
 
 fn fresh(p: &Path, since: SystemTime) -> bool {
@@ -206,7 +207,7 @@ fn fresh(p: &Path, since: SystemTime) -> bool {
 /// `supervise/rsv-state` `ready` decides when present. Otherwise the status file: s6 layout,
 /// up and (with `notification-fd`) the ready flag; runit layout, state `run`.
 pub fn service_ready(sd: &Path, since: SystemTime) -> bool {
-    let sup = sd.join("supervise");
+    let sup = crate::rundir::supervise_dir(sd);
     if fresh(&sup.join(extstate::FILE), since) {
         if let Ok(st) = extstate::read(&sup) {
             return st.ready;
