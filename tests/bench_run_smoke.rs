@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use common::{TempDir, bin, have_refs, run};
 
 /// The rows bench/run prints in --quick mode (label prefixes, in order).
-const ROWS: [(&str, &str); 18] = [
+const ROWS: [(&str, &str); 19] = [
     ("1", "startup of 10 services"),
     ("1", "startup of 30 services"),
     ("2", "PSS per supervisor"),
