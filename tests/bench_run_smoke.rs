@@ -161,7 +161,8 @@ fn json_and_usage() {
     assert_eq!(code, 0, "{err}");
     assert!(out.starts_with("{\"rounds\":1,\"quick\":true,"), "{out}");
     assert!(out.contains("\"metric\":\"size\""), "{out}");
-    assert_eq!(out.matches("\"metric\"").count(), 1, "{out}");
+    assert!(out.contains("\"metric\":\"size_libc\""), "{out}");
+    assert_eq!(out.matches("\"metric\"").count(), 2, "{out}");
     let (code, _, err) = run(
         Command::new(&script).args(["--only", "10"]),
         Duration::from_secs(10),
