@@ -243,18 +243,13 @@ fn limits_nice_argv0_and_descriptors_match() {
         t.path(),
         false,
     );
-    for c in ["-0", "-1", "-2", "-012"] {
-        same(
-            &o,
-            &[
-                c,
-                "sh",
-                "-c",
-                "ls /proc/$$/fd >&2 2>/dev/null; ls /proc/$$/fd | tr '\\n' ' ' >&2",
-            ],
-            t.path(),
-            false,
-        );
+    // Which of fds 0, 1, 2 the program has, as its exit code (bit N = fd N open): stable,
+    // unlike a listing of /proc/$$/fd, which races with the shell's own pipe descriptors.
+    let probe = "c=0; [ -e /proc/$$/fd/0 ] && c=$((c+1)); [ -e /proc/$$/fd/1 ] && c=$((c+2)); \
+                 [ -e /proc/$$/fd/2 ] && c=$((c+4)); exit $c";
+    for (c, want) in [("-0", 6), ("-1", 5), ("-2", 3), ("-012", 0)] {
+        let (code, _, _) = same(&o, &[c, "sh", "-c", probe], t.path(), false);
+        assert_eq!(code, want, "chpst {c}");
     }
 }
 
