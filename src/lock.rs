@@ -31,6 +31,21 @@ pub enum LockError {
     Io(io::Error),
 }
 
+/// [`take_both`], except that a lock file we may not open (left by a previous run under
+/// another uid) is replaced, unless some process holds it ([`LockError::Busy`] then).
+pub fn take_both_or_replace(path: &Path) -> Result<File, LockError> {
+    match take_both(path) {
+        Err(LockError::Io(e)) if crate::rundir::is_denied(&e) => {
+            if crate::rundir::lock_held(path) {
+                return Err(LockError::Busy);
+            }
+            let _ = std::fs::remove_file(path);
+            take_both(path)
+        }
+        r => r,
+    }
+}
+
 /// Creates (mode 0644 as s6 does) or opens `path` and takes both a non-blocking exclusive
 /// `flock` and a non-blocking fcntl write lock on it. The locks live as long as the file.
 pub fn take_both(path: &Path) -> Result<File, LockError> {

@@ -219,7 +219,7 @@ pub fn run(opts: Options) -> i32 {
         fatal(&prog, &format!("unable to read {shown}: {}", errtext(&e)));
     }
     let (ctl_dir, ctl_shown) = place_ctl_dir(&prog, &shown);
-    let lock = match take_ctl_lock(&ctl_dir) {
+    let lock = match lock::take_both_or_replace(&ctl_dir.join("lock")) {
         Ok(f) => f,
         Err(LockError::Busy) => fatal(
             &prog,
@@ -506,22 +506,6 @@ fn place_ctl_dir(prog: &str, shown: &str) -> (PathBuf, String) {
             }
         }
         Err(e) => fatal(prog, &format!("unable to mkdir {usual}: {}", errtext(&e))),
-    }
-}
-
-/// Takes the scanner lock; a lock file of another uid that we cannot open is replaced unless
-/// a scanner holds it.
-fn take_ctl_lock(ctl_dir: &Path) -> Result<File, LockError> {
-    let path = ctl_dir.join("lock");
-    match lock::take_both(&path) {
-        Err(LockError::Io(e)) if crate::rundir::is_denied(&e) => {
-            if crate::rundir::lock_held(&path) {
-                return Err(LockError::Busy);
-            }
-            let _ = fs::remove_file(&path);
-            lock::take_both(&path)
-        }
-        r => r,
     }
 }
 

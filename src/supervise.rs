@@ -136,22 +136,6 @@ fn place_state(prog: &str, dir: &mut SvDir, is_log: bool) {
     }
 }
 
-/// Takes both locks on `supervise/lock`. A lock file that a previous run under another uid
-/// left and that we cannot open is replaced, unless some supervisor holds it.
-fn take_lock(dir: &SvDir) -> Result<File, LockError> {
-    let path = dir.path("supervise/lock");
-    match lock::take_both(&path) {
-        Err(LockError::Io(e)) if crate::rundir::is_denied(&e) => {
-            if crate::rundir::lock_held(&path) {
-                return Err(LockError::Busy);
-            }
-            let _ = fs::remove_file(&path);
-            lock::take_both(&path)
-        }
-        r => r,
-    }
-}
-
 /// With the lock held: removes what an unclean stop left that would get in the way
 /// (`*.new` temporary files; FIFOs of another uid that we cannot open).
 fn clean_stale(dir: &SvDir) {
@@ -273,7 +257,7 @@ pub fn run(opts: Options) -> i32 {
         }
         let mut dir = SvDir::new(&prog, sd, is_log, opts.mode);
         place_state(&prog, &mut dir, is_log);
-        let lock_file = match take_lock(&dir) {
+        let lock_file = match lock::take_both_or_replace(&dir.path("supervise/lock")) {
             Ok(f) => f,
             Err(LockError::Busy) => fatal(
                 &prog,

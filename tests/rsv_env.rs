@@ -19,34 +19,11 @@ const SEC: Duration = Duration::from_secs(1);
 
 /// rsvscan ARGS DIR as PID 1 of a new pid namespace with extra environment `env`.
 fn start(dir: &Path, args: &[&str], env: &[(&str, &str)], err: &Path) -> Ns {
-    let mut cmd = Command::new("unshare");
-    cmd.args(["--pid", "--fork", "--mount-proc", "--kill-child"])
-        .arg(bin("rsvscan"))
-        .arg("--supervisor")
-        .arg(bin("rsupervise"))
-        .args(args)
-        .arg(dir)
-        .env_remove("RSV_ENVDIR")
+    let mut cmd = ns_rsvscan(dir, args);
+    cmd.env_remove("RSV_ENVDIR")
         .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(fs::File::create(err).unwrap());
-    let guard = Guard::spawn(&mut cmd);
-    let up = guard.pid();
-    let init = wait_for(5 * SEC, "rsvscan as PID 1", || child_of(up));
-    let link = wait_for(5 * SEC, "ns link", || {
-        fs::read_link(format!("/proc/{init}/ns/pid"))
-            .ok()
-            .map(|l| l.display().to_string())
-    });
-    let ns = Ns {
-        guard,
-        init,
-        link,
-        err: err.to_path_buf(),
-    };
-    wait_listening(dir);
-    ns
+        .stdout(Stdio::null());
+    spawn_ns(cmd, dir, err)
 }
 
 fn stop(ns: &mut Ns) -> Option<i32> {

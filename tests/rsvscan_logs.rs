@@ -19,32 +19,9 @@ const SEC: Duration = Duration::from_secs(1);
 
 /// rsvscan ARGS DIR as PID 1 of a new pid namespace, stdout to `out`, stderr to `err`.
 fn start(dir: &Path, args: &[&str], out: &Path, err: &Path) -> Ns {
-    let mut cmd = Command::new("unshare");
-    cmd.args(["--pid", "--fork", "--mount-proc", "--kill-child"])
-        .arg(bin("rsvscan"))
-        .arg("--supervisor")
-        .arg(bin("rsupervise"))
-        .args(args)
-        .arg(dir)
-        .stdin(Stdio::null())
-        .stdout(fs::File::create(out).unwrap())
-        .stderr(fs::File::create(err).unwrap());
-    let guard = Guard::spawn(&mut cmd);
-    let up = guard.pid();
-    let init = wait_for(5 * SEC, "rsvscan as PID 1", || child_of(up));
-    let link = wait_for(5 * SEC, "ns link", || {
-        fs::read_link(format!("/proc/{init}/ns/pid"))
-            .ok()
-            .map(|l| l.display().to_string())
-    });
-    let ns = Ns {
-        guard,
-        init,
-        link,
-        err: err.to_path_buf(),
-    };
-    wait_listening(dir);
-    ns
+    let mut cmd = ns_rsvscan(dir, args);
+    cmd.stdout(fs::File::create(out).unwrap());
+    spawn_ns(cmd, dir, err)
 }
 
 fn text(p: &Path) -> String {

@@ -75,14 +75,33 @@ pub fn start_ns(dir: &Path, args: &[&str], err: &Path) -> Ns {
 
 /// Starts `PROG ARGS` (ARGS include the scan dir `dir`) as PID 1 of a new pid namespace.
 pub fn start_ns_prog(prog: &Path, args: &[std::ffi::OsString], dir: &Path, err: &Path) -> Ns {
-    let errf = fs::File::create(err).unwrap();
     let mut cmd = Command::new("unshare");
     cmd.args(["--pid", "--fork", "--mount-proc", "--kill-child"])
         .arg(prog)
         .args(args)
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(errf);
+        .stdout(Stdio::null());
+    spawn_ns(cmd, dir, err)
+}
+
+/// `unshare ... rsvscan --supervisor RSUPERVISE ARGS DIR`, for callers that set more
+/// (environment, stdout) before [`spawn_ns`].
+pub fn ns_rsvscan(dir: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--pid", "--fork", "--mount-proc", "--kill-child"])
+        .arg(bin("rsvscan"))
+        .arg("--supervisor")
+        .arg(bin("rsupervise"))
+        .args(args)
+        .arg(dir)
+        .stdin(Stdio::null());
+    cmd
+}
+
+/// Spawns a prepared `unshare ...` command (stderr goes to `err`), finds its PID 1 and waits
+/// until the scanner of `dir` listens.
+pub fn spawn_ns(mut cmd: Command, dir: &Path, err: &Path) -> Ns {
+    cmd.stderr(fs::File::create(err).unwrap());
     let guard = Guard::spawn(&mut cmd);
     let up = guard.pid();
     let init = wait_for(Duration::from_secs(5), "rsvscan as PID 1", || child_of(up));
