@@ -3,6 +3,8 @@
 
 mod cli_util;
 mod common;
+#[path = "common/json.rs"]
+mod json;
 mod supervisor;
 
 use std::fs;
@@ -12,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use cli_util::{Kind, Names, Svc, exec, same};
 use common::{Guard, TempDir, alive, bin, have_refs, run, script, wait_for};
+use json::{J, parse_json};
 use supervisor::{Sup, T, sleeper, wait_down, wait_up};
 
 fn refs() -> bool {
@@ -429,148 +432,6 @@ fn rsvstat_same_as_s6_svstat() {
     }
 }
 
-// ---- a minimal JSON reader, enough to check rsvstat --json ----
-
-#[derive(Debug, Clone, PartialEq)]
-enum J {
-    Null,
-    Bool(bool),
-    Num(f64),
-    Str(String),
-    Arr(Vec<J>),
-    Obj(Vec<(String, J)>),
-}
-
-impl J {
-    fn get(&self, k: &str) -> &J {
-        match self {
-            J::Obj(v) => v
-                .iter()
-                .find(|(n, _)| n == k)
-                .map(|(_, j)| j)
-                .unwrap_or_else(|| panic!("no key {k} in {self:?}")),
-            _ => panic!("not an object: {self:?}"),
-        }
-    }
-    fn keys(&self) -> Vec<&str> {
-        match self {
-            J::Obj(v) => v.iter().map(|(k, _)| k.as_str()).collect(),
-            _ => vec![],
-        }
-    }
-}
-
-fn parse_json(s: &str) -> J {
-    let b = s.as_bytes();
-    let mut i = 0;
-    let v = value(b, &mut i);
-    ws(b, &mut i);
-    assert_eq!(i, b.len(), "trailing bytes in {s:?}");
-    v
-}
-
-fn ws(b: &[u8], i: &mut usize) {
-    while *i < b.len() && b[*i].is_ascii_whitespace() {
-        *i += 1;
-    }
-}
-
-fn value(b: &[u8], i: &mut usize) -> J {
-    ws(b, i);
-    match b[*i] {
-        b'{' => {
-            *i += 1;
-            let mut v = Vec::new();
-            loop {
-                ws(b, i);
-                if b[*i] == b'}' {
-                    *i += 1;
-                    return J::Obj(v);
-                }
-                let J::Str(k) = value(b, i) else {
-                    panic!("key expected at {i}")
-                };
-                ws(b, i);
-                assert_eq!(b[*i], b':');
-                *i += 1;
-                v.push((k, value(b, i)));
-                ws(b, i);
-                if b[*i] == b',' {
-                    *i += 1;
-                }
-            }
-        }
-        b'[' => {
-            *i += 1;
-            let mut v = Vec::new();
-            loop {
-                ws(b, i);
-                if b[*i] == b']' {
-                    *i += 1;
-                    return J::Arr(v);
-                }
-                v.push(value(b, i));
-                ws(b, i);
-                if b[*i] == b',' {
-                    *i += 1;
-                }
-            }
-        }
-        b'"' => {
-            *i += 1;
-            let mut s = String::new();
-            while b[*i] != b'"' {
-                if b[*i] == b'\\' {
-                    *i += 1;
-                    match b[*i] {
-                        b'n' => s.push('\n'),
-                        b't' => s.push('\t'),
-                        b'u' => {
-                            let h = std::str::from_utf8(&b[*i + 1..*i + 5]).unwrap();
-                            s.push(char::from_u32(u32::from_str_radix(h, 16).unwrap()).unwrap());
-                            *i += 4;
-                        }
-                        c => s.push(c as char),
-                    }
-                    *i += 1;
-                } else {
-                    let start = *i;
-                    while b[*i] != b'"' && b[*i] != b'\\' {
-                        *i += 1;
-                    }
-                    s.push_str(std::str::from_utf8(&b[start..*i]).unwrap());
-                }
-            }
-            *i += 1;
-            J::Str(s)
-        }
-        b't' if b[*i..].starts_with(b"true") => {
-            *i += 4;
-            J::Bool(true)
-        }
-        b'f' if b[*i..].starts_with(b"false") => {
-            *i += 5;
-            J::Bool(false)
-        }
-        b'n' if b[*i..].starts_with(b"null") => {
-            *i += 4;
-            J::Null
-        }
-        _ => {
-            let start = *i;
-            while *i < b.len() && matches!(b[*i], b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9') {
-                *i += 1;
-            }
-            J::Num(
-                std::str::from_utf8(&b[start..*i])
-                    .unwrap()
-                    .parse()
-                    .unwrap_or_else(|_| panic!("bad JSON at {start}")),
-            )
-        }
-    }
-}
-
 fn unix_now() -> f64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -642,23 +503,23 @@ fn json_and_table_on_a_scan_dir() {
         ]
     );
     // A service is named by its directory's last component; the path is as given.
-    assert_eq!(j.get("name"), &J::Str("a".into()));
-    assert_eq!(j.get("path"), &J::Str(p(&scan.join("a")).into()));
-    assert_eq!(j.get("format"), &J::Str("s6".into()));
-    assert_eq!(j.get("supervised"), &J::Bool(true));
-    assert_eq!(j.get("state"), &J::Str("up".into()));
-    assert_eq!(j.get("pid"), &J::Num(pa as f64));
-    assert_eq!(j.get("want"), &J::Str("up".into()));
-    assert_eq!(j.get("paused"), &J::Bool(false));
-    assert_eq!(j.get("normally_up"), &J::Bool(true));
+    assert_eq!(j.at("name"), &J::Str("a".into()));
+    assert_eq!(j.at("path"), &J::Str(p(&scan.join("a")).into()));
+    assert_eq!(j.at("format"), &J::Str("s6".into()));
+    assert_eq!(j.at("supervised"), &J::Bool(true));
+    assert_eq!(j.at("state"), &J::Str("up".into()));
+    assert_eq!(j.at("pid"), &J::Num(pa as f64));
+    assert_eq!(j.at("want"), &J::Str("up".into()));
+    assert_eq!(j.at("paused"), &J::Bool(false));
+    assert_eq!(j.at("normally_up"), &J::Bool(true));
     // Up without notification-fd or check: rsv-state counts it ready (s6's flag does not).
-    assert_eq!(j.get("ready"), &J::Bool(true));
-    assert_eq!(j.get("last_exit"), &J::Null);
-    let J::Num(since) = j.get("since") else {
+    assert_eq!(j.at("ready"), &J::Bool(true));
+    assert_eq!(j.at("last_exit"), &J::Null);
+    let J::Num(since) = j.at("since") else {
         panic!("since")
     };
     assert!((unix_now() - since).abs() < 15.0, "since {since}");
-    let J::Num(up) = j.get("uptime") else {
+    let J::Num(up) = j.at("uptime") else {
         panic!("uptime")
     };
     assert!((0.0..15.0).contains(up));
@@ -672,19 +533,19 @@ fn json_and_table_on_a_scan_dir() {
     let by = |n: &str| -> J {
         items
             .iter()
-            .find(|o| o.get("name") == &J::Str(n.into()))
+            .find(|o| o.at("name") == &J::Str(n.into()))
             .unwrap_or_else(|| panic!("{n} missing in {out}"))
             .clone()
     };
     assert_eq!(items.len(), 5, "{out}");
-    assert_eq!(by("b").get("pid"), &J::Num(pb as f64));
-    assert_eq!(by("b/log").get("pid"), &J::Num(pl as f64));
-    assert_eq!(by("b/log").get("state"), &J::Str("up".into()));
-    assert_eq!(by("c").get("state"), &J::Str("down".into()));
-    assert_eq!(by("c").get("pid"), &J::Null);
-    assert_eq!(by("c").get("normally_up"), &J::Bool(false));
-    assert_eq!(by("e").get("last_exit").get("code"), &J::Num(7.0));
-    assert_eq!(by("e").get("want"), &J::Str("down".into()));
+    assert_eq!(by("b").at("pid"), &J::Num(pb as f64));
+    assert_eq!(by("b/log").at("pid"), &J::Num(pl as f64));
+    assert_eq!(by("b/log").at("state"), &J::Str("up".into()));
+    assert_eq!(by("c").at("state"), &J::Str("down".into()));
+    assert_eq!(by("c").at("pid"), &J::Null);
+    assert_eq!(by("c").at("normally_up"), &J::Bool(false));
+    assert_eq!(by("e").at("last_exit").at("code"), &J::Num(7.0));
+    assert_eq!(by("e").at("want"), &J::Str("down".into()));
 
     // The table.
     let (c, out, err) = run(Command::new(bin("rsvstat")).arg(scan), T);

@@ -10,6 +10,8 @@
 
 mod cli_util;
 mod common;
+#[path = "common/json.rs"]
+mod json;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -18,6 +20,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::{Guard, TempDir, bin, have_refs, kill_pid, run, script, wait_for};
+use json::{J, parse_json};
 use rsv::status::Ended;
 use rsv::svview::View;
 
@@ -387,198 +390,6 @@ fn human_line_and_table_say_what_rsv_state_says() {
 // ---------------------------------------------------------------------------------------
 // A small JSON reader and a JSON-Schema subset validator (type, enum, required, properties,
 // additionalProperties, items, maxItems, minimum, maximum, oneOf, anyOf, $ref to $defs).
-
-#[derive(Clone, Debug, PartialEq)]
-enum J {
-    Null,
-    Bool(bool),
-    Num(f64),
-    Str(String),
-    Arr(Vec<J>),
-    Obj(Vec<(String, J)>),
-}
-
-impl J {
-    fn get(&self, k: &str) -> &J {
-        match self {
-            J::Obj(v) => v
-                .iter()
-                .find(|(n, _)| n == k)
-                .map(|(_, x)| x)
-                .unwrap_or(&J::Null),
-            _ => &J::Null,
-        }
-    }
-    fn has(&self, k: &str) -> bool {
-        matches!(self, J::Obj(v) if v.iter().any(|(n, _)| n == k))
-    }
-    fn num(&self) -> f64 {
-        match self {
-            J::Num(n) => *n,
-            other => panic!("not a number: {other:?}"),
-        }
-    }
-}
-
-struct Parser<'a> {
-    s: &'a [u8],
-    i: usize,
-}
-
-impl Parser<'_> {
-    fn ws(&mut self) {
-        while self.i < self.s.len() && b" \t\r\n".contains(&self.s[self.i]) {
-            self.i += 1;
-        }
-    }
-    fn eat(&mut self, c: u8) {
-        self.ws();
-        assert_eq!(
-            self.s.get(self.i),
-            Some(&c),
-            "expected {} at {}",
-            c as char,
-            self.i
-        );
-        self.i += 1;
-    }
-    fn value(&mut self) -> J {
-        self.ws();
-        match self.s[self.i] {
-            b'{' => {
-                self.i += 1;
-                let mut v = Vec::new();
-                self.ws();
-                if self.s[self.i] == b'}' {
-                    self.i += 1;
-                    return J::Obj(v);
-                }
-                loop {
-                    self.ws();
-                    let J::Str(k) = self.value() else {
-                        panic!("key at {}", self.i)
-                    };
-                    assert!(!v.iter().any(|(n, _)| *n == k), "duplicate key {k}");
-                    self.eat(b':');
-                    let x = self.value();
-                    v.push((k, x));
-                    self.ws();
-                    match self.s[self.i] {
-                        b',' => self.i += 1,
-                        b'}' => {
-                            self.i += 1;
-                            return J::Obj(v);
-                        }
-                        c => panic!("unexpected {} at {}", c as char, self.i),
-                    }
-                }
-            }
-            b'[' => {
-                self.i += 1;
-                let mut v = Vec::new();
-                self.ws();
-                if self.s[self.i] == b']' {
-                    self.i += 1;
-                    return J::Arr(v);
-                }
-                loop {
-                    v.push(self.value());
-                    self.ws();
-                    match self.s[self.i] {
-                        b',' => self.i += 1,
-                        b']' => {
-                            self.i += 1;
-                            return J::Arr(v);
-                        }
-                        c => panic!("unexpected {} at {}", c as char, self.i),
-                    }
-                }
-            }
-            b'"' => {
-                self.i += 1;
-                let mut out = String::new();
-                loop {
-                    let c = self.s[self.i];
-                    self.i += 1;
-                    match c {
-                        b'"' => return J::Str(out),
-                        b'\\' => {
-                            let e = self.s[self.i];
-                            self.i += 1;
-                            match e {
-                                b'"' => out.push('"'),
-                                b'\\' => out.push('\\'),
-                                b'/' => out.push('/'),
-                                b'n' => out.push('\n'),
-                                b'r' => out.push('\r'),
-                                b't' => out.push('\t'),
-                                b'b' => out.push('\u{8}'),
-                                b'f' => out.push('\u{c}'),
-                                b'u' => {
-                                    let h =
-                                        std::str::from_utf8(&self.s[self.i..self.i + 4]).unwrap();
-                                    self.i += 4;
-                                    out.push(
-                                        char::from_u32(u32::from_str_radix(h, 16).unwrap())
-                                            .unwrap(),
-                                    );
-                                }
-                                _ => panic!("bad escape"),
-                            }
-                        }
-                        c if c < 0x20 => panic!("raw control character in a string"),
-                        _ => {
-                            // Copy the whole UTF-8 sequence.
-                            let start = self.i - 1;
-                            let len = match c {
-                                0xf0.. => 4,
-                                0xe0.. => 3,
-                                0xc0.. => 2,
-                                _ => 1,
-                            };
-                            self.i = start + len;
-                            out.push_str(std::str::from_utf8(&self.s[start..self.i]).unwrap());
-                        }
-                    }
-                }
-            }
-            b't' => {
-                assert_eq!(&self.s[self.i..self.i + 4], b"true");
-                self.i += 4;
-                J::Bool(true)
-            }
-            b'f' => {
-                assert_eq!(&self.s[self.i..self.i + 5], b"false");
-                self.i += 5;
-                J::Bool(false)
-            }
-            b'n' => {
-                assert_eq!(&self.s[self.i..self.i + 4], b"null");
-                self.i += 4;
-                J::Null
-            }
-            _ => {
-                let start = self.i;
-                while self.i < self.s.len() && b"+-0123456789.eE".contains(&self.s[self.i]) {
-                    self.i += 1;
-                }
-                let t = std::str::from_utf8(&self.s[start..self.i]).unwrap();
-                J::Num(t.parse().unwrap_or_else(|_| panic!("bad number {t:?}")))
-            }
-        }
-    }
-}
-
-fn parse_json(s: &str) -> J {
-    let mut p = Parser {
-        s: s.as_bytes(),
-        i: 0,
-    };
-    let v = p.value();
-    p.ws();
-    assert_eq!(p.i, s.len(), "trailing data in {s:?}");
-    v
-}
 
 fn schema() -> J {
     parse_json(
