@@ -44,6 +44,13 @@ pub const FIELDS: [&str; 13] = [
 const S6_USAGE: &str = "s6-svstat [ -uwNrpest | -o up,wantedup,normallyup,ready,paused,pid,exitcode,signal,signum,updownsince,readysince,updownfor,readyfor ] [ -n ] servicedir";
 const RSV_USAGE: &str = "rsvstat [ -uwNrpest | -o up,wantedup,normallyup,ready,paused,pid,exitcode,signal,signum,updownsince,readysince,updownfor,readyfor ] [ -n ] [ --json | --prom | --ready ] servicedir...";
 
+/// Writes all of `s` to standard output and flushes it.
+pub(crate) fn write_stdout(s: &str) -> io::Result<()> {
+    let mut so = io::stdout().lock();
+    so.write_all(s.as_bytes())?;
+    so.flush()
+}
+
 /// Finds the field a `-o` item names (first table entry it is a prefix of).
 pub fn match_field(item: &str) -> Option<usize> {
     FIELDS.iter().position(|f| f.starts_with(item))
@@ -840,12 +847,7 @@ pub fn main(args: &[String], strict: bool) -> i32 {
             out.push('\n');
         }
     }
-    let mut so = io::stdout().lock();
-    if so
-        .write_all(out.as_bytes())
-        .and_then(|_| so.flush())
-        .is_err()
-    {
+    if write_stdout(&out).is_err() {
         return EXIT_SYS;
     }
     if a.prom {

@@ -7,8 +7,6 @@
 //! ready and not unhealthy. A logger (`NAME/log`) passes when it is up: loggers have no
 //! readiness, but a logger that is down stops its service's output once the pipe is full.
 
-use std::io::{self, Write};
-
 use super::{Info, rsv_line};
 use crate::diag::EXIT_SYS;
 use crate::tai::Tai64N;
@@ -57,12 +55,7 @@ pub fn main(infos: &[Info], now: Tai64N, now_ms: u64, missing: bool) -> i32 {
             out.push_str(&format!("{}: not ready: {why}\n", info.name));
         }
     }
-    let mut so = io::stdout().lock();
-    if so
-        .write_all(out.as_bytes())
-        .and_then(|_| so.flush())
-        .is_err()
-    {
+    if super::write_stdout(&out).is_err() {
         return EXIT_SYS;
     }
     if missing {
