@@ -246,7 +246,9 @@ pub fn place(
             format!("another supervisor holds {}", p.join("lock").display()),
         )
     };
-    if let Some(p) = client_candidates(dir, kind, entry)
+    // Our own runtime roots only: listing /tmp for other users' roots (what a root client
+    // does) would cost every supervisor start a directory read.
+    if let Some(p) = candidates_in(roots().into_iter(), dir, kind, entry)
         .into_iter()
         .find(|p| surely_held(&p.join("lock")))
     {
@@ -326,12 +328,27 @@ pub fn place_elsewhere(
 
 /// Runtime locations of `entry` of `dir` that a client may believe, in search order.
 fn client_candidates(dir: &Path, kind: Kind, entry: &str) -> Vec<PathBuf> {
+    candidates_in(
+        roots().into_iter().chain(other_tmp_roots()),
+        dir,
+        kind,
+        entry,
+    )
+}
+
+/// The locations of `entry` of `dir` under the given runtime roots that may be believed.
+fn candidates_in(
+    roots: impl Iterator<Item = Root>,
+    dir: &Path,
+    kind: Kind,
+    entry: &str,
+) -> Vec<PathBuf> {
     let Ok(canon) = fs::canonicalize(dir) else {
         return Vec::new();
     };
     let me = euid();
     let mut out = Vec::new();
-    for r in roots().into_iter().chain(other_tmp_roots()) {
+    for r in roots {
         let Ok(rm) = fs::symlink_metadata(&r.path).or_else(|_| fs::metadata(&r.path)) else {
             continue;
         };

@@ -185,8 +185,28 @@ struct Svc {
     done: bool,
     /// What `supervise/rsv-state` last said (it is rewritten only on change).
     ext_written: Option<ExtState>,
+    /// What rsv-state derives from service-dir files, read when the supervisor starts and
+    /// at each start of `run` (not at every event).
+    run_files: RunFiles,
     /// Health checks (`check`): idle, without timers or descriptors, when unused.
     health: HealthRt,
+}
+
+/// Service-dir files behind rsv-state's `ready` and `essential`.
+#[derive(Clone, Copy, Default)]
+struct RunFiles {
+    /// Neither a usable `notification-fd` nor `check`: up is ready.
+    plain: bool,
+    essential: bool,
+}
+
+impl RunFiles {
+    fn read(dir: &SvDir, is_log: bool) -> RunFiles {
+        RunFiles {
+            plain: !health::notifies(dir) && !dir.exists("check"),
+            essential: !is_log && dir.exists("essential"),
+        }
+    }
 }
 
 /// The runtime side of a service's health checks around a [`Checker`].
@@ -309,6 +329,7 @@ pub fn run(opts: Options) -> i32 {
             shown.clone()
         })
         .unwrap_or_else(|_| fatal(&prog, "service directory name contains a NUL byte"));
+        let run_files = RunFiles::read(&dir, is_log);
         svcs.push(Svc {
             m: Machine::new(opts.mode, is_log, down, now),
             dir,
@@ -320,6 +341,7 @@ pub fn run(opts: Options) -> i32 {
             name,
             done: false,
             ext_written: None,
+            run_files,
             health: HealthRt::default(),
         });
     }
@@ -723,20 +745,18 @@ impl Sup {
         let s = &self.svcs[i];
         let m = &s.m;
         let up = m.state == crate::machine::State::Up && !m.forced_down;
-        // Without a readiness source, up is ready.
-        let plain = !health::notifies(&s.dir) && !s.dir.exists("check");
         let (next_try_ms, backoff_ms) = match m.pending_start() {
             Some((wall, backoff)) => (extstate::unix_ms(wall), backoff),
             None => (0, 0),
         };
         let mut st = ExtState {
             restarts: m.starts.saturating_sub(1),
-            ready: up && (m.ready || plain),
+            ready: up && (m.ready || s.run_files.plain),
             exits: m.exits.clone(),
             backoff_ms,
             next_try_ms,
             gave_up: m.gave_up,
-            essential: !m.is_log && s.dir.exists("essential"),
+            essential: s.run_files.essential,
             final_exit: m.final_exit,
             ..Default::default()
         };
@@ -769,6 +789,8 @@ impl Sup {
                 }
                 match self.spawn(i, What::Run) {
                     Ok(pid) => {
+                        let s = &mut self.svcs[i];
+                        s.run_files = RunFiles::read(&s.dir, s.m.is_log);
                         self.feed(i, Event::RunStarted(pid));
                         self.health_run_started(i);
                     }
