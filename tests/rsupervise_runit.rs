@@ -58,7 +58,11 @@ fn layout_status_files_and_sv_status() {
     let st = rs(&sd);
     assert!(st.want_up && st.state == RunitState::Run && !st.paused && !st.got_term);
     // runit argv and no new session: run's pgid is the supervisor's
-    let argv = wait_for(T, "argv", || fs::read_to_string(sd.join("argv")).ok());
+    let argv = wait_for(T, "argv", || {
+        fs::read_to_string(sd.join("argv"))
+            .ok()
+            .filter(|s| s.ends_with('\n'))
+    });
     assert_eq!(argv.trim(), "./run|0|");
     let pgid = wait_for(T, "pgid", || {
         fs::read_to_string(sd.join("pgid"))
@@ -311,7 +315,8 @@ fn log_service_in_the_same_process() {
     );
     assert_eq!(
         wait_for(T, "log argv", || fs::read_to_string(sd.join("log/argv"))
-            .ok())
+            .ok()
+            .filter(|s| s.ends_with('\n')))
         .trim(),
         "./run|0"
     );

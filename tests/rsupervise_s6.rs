@@ -53,7 +53,11 @@ fn layout_argv_session_and_svstat() {
     }
     assert_eq!(fs::read(sd.join("supervise/death_tally")).unwrap().len(), 0);
     // argv ["run", NAME]; $0 is ./run for a script; own session.
-    let argv = wait_for(T, "argv", || fs::read_to_string(sd.join("argv")).ok());
+    let argv = wait_for(T, "argv", || {
+        fs::read_to_string(sd.join("argv"))
+            .ok()
+            .filter(|s| s.ends_with('\n'))
+    });
     assert_eq!(argv.trim(), "./run|1|a");
     let pgid = wait_for(T, "pgid", || {
         fs::read_to_string(sd.join("pgid"))
@@ -392,7 +396,8 @@ fn log_pipeline_survives_logger_restart() {
     let lpid = wait_up(&sd.join("log"), None);
     assert_eq!(
         wait_for(T, "log argv", || fs::read_to_string(sd.join("log/argv"))
-            .ok())
+            .ok()
+            .filter(|s| s.ends_with('\n')))
         .trim(),
         "./run|a/log"
     );

@@ -296,14 +296,7 @@ fn example_env_runs_as_documented() {
         return;
     }
     let t = TempDir::new("env-example");
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("servicedirs-examples/env");
-    let st = Command::new("cp")
-        .arg("-a")
-        .arg(&src)
-        .arg(t.path().join("env"))
-        .status()
-        .unwrap();
-    assert!(st.success());
+    copy_example("env", &t.path().join("env"));
     let base = t.path().join("env");
     let out = t.path().join("out");
     let mut cmd = Command::new("unshare");

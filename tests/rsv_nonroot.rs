@@ -280,7 +280,12 @@ fn nonroot_with_readonly_scan_dir() {
     wait_state(me, &rt, &b, "up");
     wait_state(me, &rt, &b.join("log"), "up");
     for f in ["a.uid", "b.uid", "b-log.uid"] {
-        let got = wait_for(5 * SEC, f, || fs::read_to_string(tree.out().join(f)).ok());
+        // A complete line: the shell creates the file before `id` writes into it.
+        let got = wait_for(5 * SEC, f, || {
+            fs::read_to_string(tree.out().join(f))
+                .ok()
+                .filter(|s| s.ends_with('\n'))
+        });
         assert_eq!(got.trim(), "65534", "{f}");
     }
     // The state is in the runtime dir, the tree is untouched.
@@ -367,7 +372,8 @@ fn readonly_bind_mount_as_root() {
         wait_for(5 * SEC, "a.uid", || fs::read_to_string(
             tree.out().join("a.uid")
         )
-        .ok())
+        .ok()
+        .filter(|s| s.ends_with('\n')))
         .trim(),
         "0"
     );

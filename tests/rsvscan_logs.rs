@@ -289,14 +289,7 @@ fn example_logs_runs_as_documented() {
         return;
     }
     let t = TempDir::new("logs-example");
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("servicedirs-examples/logs");
-    let st = Command::new("cp")
-        .arg("-a")
-        .arg(&src)
-        .arg(t.path().join("logs"))
-        .status()
-        .unwrap();
-    assert!(st.success());
+    copy_example("logs", &t.path().join("logs"));
     let dir = t.path().join("logs/services");
     // The audit logger runs `rsvlog` from PATH.
     let path = format!(

@@ -640,17 +640,8 @@ fn main_command_example_runs() {
     if !unshare_ok() {
         return;
     }
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("servicedirs-examples/main-command");
     let t = TempDir::new("main-example");
-    let (rc, _, e) = run(
-        Command::new("cp")
-            .arg("-a")
-            .arg(&src)
-            .arg(t.path().join("mc")),
-        10 * SEC,
-    );
-    assert_eq!(rc, 0, "{e}");
-    let d = t.path().join("mc");
+    let d = copy_example("main-command", &t.path().join("mc"));
     for s in [
         "app",
         "services/db/run",

@@ -115,6 +115,19 @@ pub fn kill_pid(pid: i32) {
     }
 }
 
+/// Copies `servicedirs-examples/NAME` to `dest` (`cp -a`, so modes stay) and returns `dest`.
+pub fn copy_example(name: &str, dest: &Path) -> PathBuf {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("servicedirs-examples")
+        .join(name);
+    let (code, _, err) = run(
+        Command::new("cp").arg("-a").arg(&src).arg(dest),
+        Duration::from_secs(20),
+    );
+    assert_eq!(code, 0, "cp -a {}: {err}", src.display());
+    dest.to_path_buf()
+}
+
 /// Path of one of our binaries, built by cargo for the integration tests.
 pub fn bin(name: &str) -> PathBuf {
     let p = match name {
