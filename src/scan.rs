@@ -199,9 +199,15 @@ fn default_supervisor() -> PathBuf {
 }
 
 /// Runs the scanner; returns the exit code (or never returns when it execs `finish`).
-pub fn run(opts: Options) -> i32 {
+pub fn run(mut opts: Options) -> i32 {
     if opts.main_cmd.is_some() && opts.dir.is_empty() {
         return main_cmd::plain_init(opts);
+    }
+    // Messages name entries as DIR/NAME: `scan/` given on the command line must not
+    // give `scan//NAME`.
+    let trimmed = opts.dir.trim_end_matches('/');
+    if !trimmed.is_empty() {
+        opts.dir = trimmed.to_string();
     }
     let prog = opts.prog.clone();
     let shown = opts.dir.clone();
