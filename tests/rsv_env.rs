@@ -26,14 +26,6 @@ fn start(dir: &Path, args: &[&str], env: &[(&str, &str)], err: &Path) -> Ns {
     spawn_ns(cmd, dir, err)
 }
 
-fn stop(ns: &mut Ns) -> Option<i32> {
-    // SAFETY: kill(2) on rsvscan (PID 1 of the test's namespace), started by this test.
-    unsafe {
-        libc::kill(ns.init, libc::SIGTERM);
-    }
-    ns.guard.wait_exit(15 * SEC).code()
-}
-
 /// A service whose run and finish each dump their environment (`env -0` style: one
 /// variable a line) into `run.env` / `finish.env`, numbered by start.
 fn dumper(sd: &Path) {
@@ -117,7 +109,7 @@ fn inherited_environment_and_env_dir() {
         assert_eq!(get(&run2, "ADDED"), Some("changed"));
         assert_eq!(get(&run2, "OVERRIDDEN"), Some("new"));
         assert_eq!(get(&run2, "REMOVED"), Some("should go"));
-        assert_eq!(stop(&mut ns), Some(0), "{}", ns.stderr());
+        assert_eq!(ns.stop(), Some(0), "{}", ns.stderr());
     }
 }
 
@@ -144,7 +136,7 @@ fn unreadable_env_dir_fails_the_start_with_one_warning() {
     fs::write(sd.join("env/FIXED"), "yes").unwrap();
     let run1 = dump(&sd.join("run.env.1"));
     assert_eq!(get(&run1, "FIXED"), Some("yes"));
-    assert_eq!(stop(&mut ns), Some(0), "{}", ns.stderr());
+    assert_eq!(ns.stop(), Some(0), "{}", ns.stderr());
 }
 
 #[test]
@@ -167,7 +159,7 @@ fn logger_gets_its_own_env_dir() {
     let mut ns = start(&dir, &[], &[], &t.path().join("err"));
     let env = dump(&sd.join("log/logger.env"));
     assert_eq!(get(&env, "WHO"), Some("logger"));
-    assert_eq!(stop(&mut ns), Some(0), "{}", ns.stderr());
+    assert_eq!(ns.stop(), Some(0), "{}", ns.stderr());
 }
 
 #[test]
@@ -211,7 +203,7 @@ fn init_steps_export_variables_through_rsv_envdir() {
     assert_eq!(get(&run1, "BAR"), Some("two"));
     assert_eq!(get(&run1, "BOTH"), Some("from env/"));
     assert_eq!(get(&run1, "RSV_TEST_DROP"), None);
-    assert_eq!(stop(&mut ns), Some(0), "{}", ns.stderr());
+    assert_eq!(ns.stop(), Some(0), "{}", ns.stderr());
 
     // A preset RSV_ENVDIR is used as is (nothing created under the scan dir).
     let t = TempDir::new("env-preset");
@@ -230,7 +222,7 @@ fn init_steps_export_variables_through_rsv_envdir() {
     let run1 = dump(&sd.join("run.env.1"));
     assert_eq!(get(&run1, "PRESET"), Some("yes"));
     assert!(!dir.join(".s6-svscan/env").exists());
-    assert_eq!(stop(&mut ns), Some(0), "{}", ns.stderr());
+    assert_eq!(ns.stop(), Some(0), "{}", ns.stderr());
 }
 
 #[test]
@@ -338,7 +330,7 @@ fn example_env_runs_as_documented() {
         "reporter | reporter: DEBUG=1 GREETING=hello host={host}\n"
     )));
     assert!(text.contains(&format!(" on {host}\n")), "{text}");
-    assert_eq!(stop(&mut ns), Some(0), "{}", ns.stderr());
+    assert_eq!(ns.stop(), Some(0), "{}", ns.stderr());
 }
 
 #[test]

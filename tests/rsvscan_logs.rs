@@ -37,14 +37,6 @@ fn wait_text(p: &Path, what: &str, limit: Duration) -> String {
 }
 
 /// Stops rsvscan with SIGTERM and waits (bounded) for its exit code.
-fn stop(ns: &mut Ns) -> Option<i32> {
-    // SAFETY: kill(2) on rsvscan (PID 1 of the test's namespace), started by this test.
-    unsafe {
-        libc::kill(ns.init, libc::SIGTERM);
-    }
-    ns.guard.wait_exit(15 * SEC).code()
-}
-
 const LINES: usize = 200;
 const SVCS: usize = 20;
 
@@ -137,7 +129,7 @@ fn prefix_twenty_services_at_once() {
             .all(|i| e.contains(&format!("svc{i:02} | svc{i:02} err {}\n", LINES - 1)))
             .then_some(())
     });
-    assert_eq!(stop(&mut ns), Some(0), "{}", ns.stderr());
+    assert_eq!(ns.stop(), Some(0), "{}", ns.stderr());
 
     let o = text(&out);
     let counts = check_lines(&o, "out", true);
@@ -165,7 +157,7 @@ fn prefix_long_line_is_cut_and_partial_line_flushed_at_stop() {
         let (out, err) = (t.path().join("out"), t.path().join("err"));
         let mut ns = start(&dir, &["--prefix", "--compat", compat], &out, &err);
         wait_text(&err, "big | ready\n", 10 * SEC);
-        assert_eq!(stop(&mut ns), Some(0), "{}", ns.stderr());
+        assert_eq!(ns.stop(), Some(0), "{}", ns.stderr());
         let o = text(&out);
         let y = |n: usize| format!("big | {}\n", "y".repeat(n));
         let want =
@@ -213,7 +205,7 @@ fn prefix_pipe_survives_service_and_supervisor_restarts() {
         let o = text(&out);
         o.contains("svc | tail 2\n").then_some(())
     });
-    assert_eq!(stop(&mut ns), Some(0), "{}", ns.stderr());
+    assert_eq!(ns.stop(), Some(0), "{}", ns.stderr());
     assert_eq!(text(&out), "svc | first\nsvc | half-tail 1\nsvc | tail 2\n");
 }
 
@@ -233,7 +225,7 @@ fn without_prefix_output_goes_straight_through() {
         let mut ns = start(&dir, &["--compat", compat], &out, &err);
         wait_text(&err, "plain err\n", 10 * SEC);
         wait_text(&out, "plain out\n", 10 * SEC);
-        assert_eq!(stop(&mut ns), Some(0), "{}", ns.stderr());
+        assert_eq!(ns.stop(), Some(0), "{}", ns.stderr());
         assert_eq!(text(&out), "plain out\n", "{compat}");
         assert!(!text(&err).contains(" | "), "{compat}");
     }
@@ -276,7 +268,7 @@ fn service_with_log_keeps_its_logger_and_rsvlog_copies_to_stdout() {
     assert!(rotated <= 3, "{rotated} rotated files kept");
     let current = fs::read_to_string(main.join("current")).unwrap();
     assert!(current.ends_with("app line 299\n"), "{current}");
-    assert_eq!(stop(&mut ns), Some(0), "{}", ns.stderr());
+    assert_eq!(ns.stop(), Some(0), "{}", ns.stderr());
     // The logger's stdout is rsvscan's own: not prefixed (the service has a log/).
     let o = text(&out);
     let want: String = (0..300).map(|n| format!("app line {n}\n")).collect();
@@ -328,7 +320,7 @@ fn example_logs_runs_as_documented() {
         let c = fs::read_to_string(dir.join("audit/log/main/current")).ok()?;
         c.contains("audit: event 1\n").then_some(())
     });
-    assert_eq!(stop(&mut ns), Some(0), "{}", ns.stderr());
+    assert_eq!(ns.stop(), Some(0), "{}", ns.stderr());
     for line in text(&out).lines() {
         assert!(
             [
@@ -416,5 +408,5 @@ fn prefix_blocked_stdout_pauses_reading_but_not_supervision() {
             line
         );
     }
-    assert_eq!(stop(&mut ns), Some(0), "{}", ns.stderr());
+    assert_eq!(ns.stop(), Some(0), "{}", ns.stderr());
 }

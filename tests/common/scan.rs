@@ -136,6 +136,14 @@ pub fn wait_listening(dir: &Path) {
 use std::os::unix::fs::OpenOptionsExt;
 
 impl Ns {
+    /// SIGTERM to rsvscan (PID 1); its exit code once the namespace is gone (15 s bound).
+    pub fn stop(&mut self) -> Option<i32> {
+        // SAFETY: kill(2) on rsvscan, PID 1 of the namespace this test started.
+        unsafe {
+            libc::kill(self.init, libc::SIGTERM);
+        }
+        self.guard.wait_exit(Duration::from_secs(15)).code()
+    }
     /// Host pids of every process of the namespace.
     pub fn procs(&self) -> Vec<i32> {
         ns_procs(&self.link)
