@@ -838,8 +838,11 @@ impl Machine {
                     return;
                 }
                 if self.want == Want::Up {
-                    // 1 s after D, or 1 s after readiness if the service had notified it.
+                    // At once if run started 1 s ago or more; after a shorter life, 1 s after
+                    // D, or 1 s after readiness if the service had notified it. Never later
+                    // than s6-supervise (which always waits for one of those two).
                     let at = match self.ready_mono {
+                        _ if self.lived_long(now) => now.mono_ms,
                         Some(r) => r + RESTART_MS,
                         None => now.mono_ms + RESTART_MS,
                     };
@@ -857,15 +860,20 @@ impl Machine {
                 }
                 if self.want == Want::Up {
                     // runsv sleeps 1 s when run lived less than 1 s; we arm a deadline.
-                    let at = if now.mono_ms < self.start_mono + RESTART_MS {
-                        now.mono_ms + RESTART_MS
-                    } else {
+                    let at = if self.lived_long(now) {
                         now.mono_ms
+                    } else {
+                        now.mono_ms + RESTART_MS
                     };
                     self.schedule_backoff(at, now, files, out);
                 }
             }
         }
+    }
+
+    /// The last start of run was at least 1 s ago: no busy loop to fear, restart at once.
+    fn lived_long(&self, now: Now) -> bool {
+        now.mono_ms >= self.start_mono + RESTART_MS
     }
 
     /// At the end of a death of run: applies `give-up` and decides whether an `essential`
@@ -1328,11 +1336,13 @@ mod tests {
             (Mode::Runit, "UP",     Event::RunDied(0x0300), 5000, "closenotify finish(3,0)", "finish/u"),
             (Mode::Runit, "UP",     Event::RunDied(15),     5000, "closenotify finish(-1,15)", "finish/u"),
             (Mode::Runit, "UP",     Event::RunDied(0x89),   5000, "closenotify finish(-1,137)", "finish/u"),
-            (Mode::S6,    "FINISH", Event::FinishDied(0),   5000, "status ev:D", "down/u"),
+            (Mode::S6,    "FINISH", Event::FinishDied(0),   5000, "status ev:D spawn", "down/u"),
+            (Mode::S6,    "FINISH", Event::FinishDied(0),   500,  "status ev:D", "down/u"),
             (Mode::S6,    "FINISH", Event::FinishDied(125 << 8), 5000, "status ev:OD", "down/d"),
             (Mode::S6,    "LASTFINISH", Event::FinishDied(0), 5000, "status ev:D ev:x exit", "down/u/last"),
-            (Mode::S6,    "FINISH", Event::FinishFailed,    5000, "status ev:dD", "down/u"),
-            (Mode::S6,    "FINISH", Event::NoFinish,        5000, "ev:d status ev:D", "down/u"),
+            (Mode::S6,    "FINISH", Event::FinishFailed,    5000, "status ev:dD spawn", "down/u"),
+            (Mode::S6,    "FINISH", Event::NoFinish,        5000, "ev:d status ev:D spawn", "down/u"),
+            (Mode::S6,    "FINISH", Event::NoFinish,        900,  "ev:d status ev:D", "down/u"),
             (Mode::Runit, "FINISH", Event::FinishDied(0),   5000, "status ev:D spawn", "down/u"),
             (Mode::Runit, "FINISH", Event::FinishDied(0),   500,  "status ev:D", "down/u"),
             (Mode::Runit, "FINISH", Event::FinishDied(125 << 8), 5000, "status ev:D spawn", "down/u"),
@@ -1393,22 +1403,35 @@ mod tests {
     }
 
     #[test]
-    fn s6_restart_waits_one_second_after_down_unless_ready() {
+    fn s6_restart_at_once_after_a_long_run_else_one_second_after_down_or_ready() {
         let f = &mut files();
+        // Started at 10, down at 3000: restarted at once (s6-supervise would wait until 4000).
         let mut m = in_state(Mode::S6, "FINISH");
-        m.step(Event::FinishDied(0), at(3000), f);
-        assert_eq!(m.next_deadline(), Some(4000));
-        assert_eq!(render(&m.step(Event::Timer, at(3999), f)), "");
-        assert_eq!(render(&m.step(Event::Timer, at(4000), f)), "spawn");
-        // A service that was ready long ago restarts at once.
-        let mut m = in_state(Mode::S6, "UP");
-        m.step(Event::Ready, at(100), f);
-        m.step(Event::RunDied(15), at(5000), f);
-        m.step(Event::FinishStarted(9), at(5000), f);
         assert_eq!(
-            render(&m.step(Event::FinishDied(0), at(5001), f)),
+            render(&m.step(Event::FinishDied(0), at(3000), f)),
             "status ev:D spawn"
         );
+        // Lived 400 ms, never ready: 1 s after D.
+        let mut m = in_state(Mode::S6, "UP");
+        m.step(Event::RunDied(15), at(400), f);
+        m.step(Event::FinishStarted(9), at(400), f);
+        assert_eq!(
+            render(&m.step(Event::FinishDied(0), at(500), f)),
+            "status ev:D"
+        );
+        assert_eq!(m.next_deadline(), Some(1500));
+        assert_eq!(render(&m.step(Event::Timer, at(1499), f)), "");
+        assert_eq!(render(&m.step(Event::Timer, at(1500), f)), "spawn");
+        // Lived 900 ms, ready at 100: 1 s after readiness.
+        let mut m = in_state(Mode::S6, "UP");
+        m.step(Event::Ready, at(100), f);
+        m.step(Event::RunDied(15), at(900), f);
+        m.step(Event::FinishStarted(9), at(900), f);
+        assert_eq!(
+            render(&m.step(Event::FinishDied(0), at(950), f)),
+            "status ev:D"
+        );
+        assert_eq!(m.next_deadline(), Some(1100));
     }
 
     #[test]

@@ -441,3 +441,65 @@ fn sup_err_warnings(dir: &Path) -> String {
         .collect::<Vec<_>>()
         .join("\n")
 }
+
+/// A service that has been up for more than a second is restarted at once after a SIGKILL
+/// (no busy loop to fear), in both modes; one killed less than a second after its start
+/// waits 1 s. s6-supervise always waits 1 s after the death (unless the service had been
+/// ready for a second); rsv is never later than that.
+fn restart_timing(mode: &str) {
+    let t = TempDir::new(&format!("rst-{mode}"));
+    let sd = t.path().join("svc");
+    recorder(&sd, "exec sleep 1000");
+    // A 1.2-s life is not a quick death for the crash-loop backoff (default 10 s).
+    fs::write(sd.join("backoff-reset"), "500\n").unwrap();
+    let sup = Sup::start(mode, t.path(), "svc");
+    let p1 = wait_up(&sd, None);
+    let st = starts_at_least(&sd, 1);
+    // Up for 1.2 s (by the run's own clock), then killed.
+    wait_for(Duration::from_secs(5), "1.2 s of uptime", || {
+        (now_ms() - st[0] >= 1200).then_some(())
+    });
+    let k1 = now_ms();
+    kill(p1, libc::SIGKILL);
+    let p2 = wait_up(&sd, Some(p1));
+    let st = starts_at_least(&sd, 2);
+    assert!(
+        st[1] - k1 < 500,
+        "{mode}: restart after a long run took {} ms",
+        st[1] - k1
+    );
+    // Killed at once: the next start is 1 s after this death.
+    let k2 = now_ms();
+    kill(p2, libc::SIGKILL);
+    let st = starts_at_least(&sd, 3);
+    near(
+        st[2] - k2,
+        1000,
+        &format!("{mode}: restart after a short run"),
+    );
+    sup.stop();
+}
+
+fn starts_at_least(sd: &Path, n: usize) -> Vec<i64> {
+    wait_for(Duration::from_secs(10), "starts", || {
+        let s = starts(sd);
+        (s.len() >= n).then_some(s)
+    })
+}
+
+fn kill(pid: i32, sig: i32) {
+    // SAFETY: kill(2) on the run process this test's supervisor started.
+    unsafe {
+        libc::kill(pid, sig);
+    }
+}
+
+#[test]
+fn restart_at_once_after_a_long_run_s6() {
+    restart_timing("s6");
+}
+
+#[test]
+fn restart_at_once_after_a_long_run_runit() {
+    restart_timing("runit");
+}
