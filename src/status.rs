@@ -227,19 +227,81 @@ pub fn read_status(supervise_dir: &Path) -> io::Result<AnyStatus> {
     })
 }
 
-/// Replaces `dir/name` atomically: writes `dir/name.new` with `mode` (minus umask), then renames.
+/// Replaces `dir/name` atomically for readers: `dir/name.new` is filled, then the two names
+/// are swapped with `renameat2(RENAME_EXCHANGE)`, so the previous inode stays behind as
+/// `name.new` and is rewritten by the next call. A reader that opens `name` always gets a
+/// complete file, as with write + rename, but no inode is created or deleted per write:
+/// creating one is the dearest part of a state change on ext4 without a journal, where a new
+/// inode is searched for past every inode deleted in the last seconds (docs/benchmarks.md).
+/// Where the exchange is not possible (`name` missing, a file system without it) the new
+/// file is renamed over `name` instead, and the next call creates a fresh `name.new`.
+/// A new file gets `mode` (minus umask).
 pub fn write_atomic(dir: &Path, name: &str, data: &[u8], mode: u32) -> io::Result<()> {
+    use nix::errno::Errno;
+    use nix::fcntl::{AT_FDCWD, RenameFlags, renameat2};
+    use std::os::unix::fs::FileExt;
+
     let tmp = dir.join(format!("{name}.new"));
-    {
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(mode)
-            .open(&tmp)?;
-        f.write_all(data)?;
+    let target = dir.join(name);
+    let f = match open_spare(&tmp)? {
+        Some((f, len)) => {
+            f.write_all_at(data, 0)?;
+            if len > data.len() as u64 {
+                f.set_len(data.len() as u64)?;
+            }
+            f
+        }
+        None => {
+            let mut f = fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(mode)
+                .open(&tmp)?;
+            f.write_all(data)?;
+            f
+        }
+    };
+    drop(f);
+    match renameat2(
+        AT_FDCWD,
+        &tmp,
+        AT_FDCWD,
+        &target,
+        RenameFlags::RENAME_EXCHANGE,
+    ) {
+        Ok(()) => Ok(()),
+        Err(Errno::ENOENT | Errno::EINVAL | Errno::ENOSYS | Errno::EOPNOTSUPP) => {
+            fs::rename(&tmp, &target)
+        }
+        Err(e) => Err(io::Error::from(e)),
     }
-    fs::rename(&tmp, dir.join(name))
+}
+
+/// Opens the spare `path` left by the last [`write_atomic`] for rewriting: Some((file, its
+/// length)) if it is a regular file we can write; None (after removing anything else found
+/// there, such as a stale FIFO or another user's file) when a new one must be created.
+fn open_spare(path: &Path) -> io::Result<Option<(fs::File, u64)>> {
+    // O_NONBLOCK: a FIFO left under that name must not block the open.
+    let r = fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path);
+    match r {
+        Ok(f) => {
+            let m = f.metadata()?;
+            if m.is_file() {
+                return Ok(Some((f, m.len())));
+            }
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(_) => {}
+    }
+    match fs::remove_file(path) {
+        Ok(()) => Ok(None),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// One record of s6's `supervise/death_tally` (compat.md 3.2.3).
@@ -297,6 +359,88 @@ impl Death {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    fn scratch(tag: &str) -> std::path::PathBuf {
+        let d = std::env::temp_dir().join(format!("rsv-status-{tag}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    fn ino(p: &Path) -> u64 {
+        fs::symlink_metadata(p).unwrap().ino()
+    }
+
+    #[test]
+    fn write_atomic_swaps_two_inodes_and_keeps_content_exact() {
+        let d = scratch("swap");
+        write_atomic(&d, "f", b"first, long content", 0o644).unwrap();
+        write_atomic(&d, "f", b"second", 0o644).unwrap();
+        let (a, b) = (ino(&d.join("f")), ino(&d.join("f.new")));
+        assert_ne!(a, b);
+        assert_eq!(fs::read(d.join("f")).unwrap(), b"second");
+        // From now on the same two inodes take turns; a shorter content is cut to size.
+        for (k, text) in ["third content", "4", "fifth, and longer than the others"]
+            .iter()
+            .enumerate()
+        {
+            write_atomic(&d, "f", text.as_bytes(), 0o644).unwrap();
+            assert_eq!(fs::read(d.join("f")).unwrap(), text.as_bytes());
+            let now = (ino(&d.join("f")), ino(&d.join("f.new")));
+            assert_eq!(now, if k % 2 == 0 { (b, a) } else { (a, b) }, "write {k}");
+        }
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn write_atomic_replaces_a_fifo_or_symlink_left_as_spare() {
+        let d = scratch("stale");
+        write_atomic(&d, "f", b"one", 0o644).unwrap();
+        // A FIFO nobody reads must not block the write.
+        nix::unistd::mkfifo(
+            &d.join("f.new"),
+            nix::sys::stat::Mode::from_bits_truncate(0o600),
+        )
+        .unwrap();
+        write_atomic(&d, "f", b"two", 0o644).unwrap();
+        assert_eq!(fs::read(d.join("f")).unwrap(), b"two");
+        assert!(fs::metadata(d.join("f.new")).unwrap().is_file());
+        // A symlink is not followed: its target stays as it was.
+        fs::write(d.join("victim"), b"keep").unwrap();
+        fs::remove_file(d.join("f.new")).unwrap();
+        std::os::unix::fs::symlink(d.join("victim"), d.join("f.new")).unwrap();
+        write_atomic(&d, "f", b"three", 0o644).unwrap();
+        assert_eq!(fs::read(d.join("f")).unwrap(), b"three");
+        assert_eq!(fs::read(d.join("victim")).unwrap(), b"keep");
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn write_atomic_readers_see_only_whole_contents() {
+        let d = scratch("readers");
+        let (x, y) = ([b'x'; 35], [b'y'; 35]);
+        write_atomic(&d, "status", &x, 0o644).unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let reader = {
+            let (p, stop) = (d.join("status"), stop.clone());
+            std::thread::spawn(move || {
+                let mut n = 0u32;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let got = fs::read(&p).unwrap();
+                    assert!(got == x || got == y, "torn or short read: {got:?}");
+                    n += 1;
+                }
+                n
+            })
+        };
+        for k in 0..20_000 {
+            write_atomic(&d, "status", if k % 2 == 0 { &y } else { &x }, 0o644).unwrap();
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        assert!(reader.join().unwrap() > 0);
+        fs::remove_dir_all(&d).unwrap();
+    }
 
     fn hex(s: &str) -> Vec<u8> {
         let s: String = s.split_whitespace().collect();
