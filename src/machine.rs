@@ -393,6 +393,11 @@ impl Machine {
         }
     }
 
+    /// Told to exit once the service is down (s6 LASTUP/LASTFINISH, runit's want exit).
+    pub fn exiting(&self) -> bool {
+        self.last || self.want == Want::Exit
+    }
+
     /// runit's "want exit" (for the `stat` text).
     pub fn want_exit(&self) -> bool {
         self.want == Want::Exit
