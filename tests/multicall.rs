@@ -19,6 +19,20 @@ fn copy_exe(from: &Path, to: &Path) {
     fs::create_dir_all(to.parent().unwrap()).unwrap();
     fs::copy(from, to).unwrap();
     fs::set_permissions(to, fs::Permissions::from_mode(0o755)).unwrap();
+    // A child forked by another test thread while the copy was open for writing holds that
+    // fd until it execs, and exec of the copy fails with ETXTBSY meanwhile: wait for that
+    // to pass (bounded) before the test runs it.
+    wait_for(T, "the copy to be executable", || {
+        match Command::new(to)
+            .arg("--list")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+        {
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) => None,
+            _ => Some(()),
+        }
+    });
 }
 
 #[test]
