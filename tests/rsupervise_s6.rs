@@ -529,3 +529,56 @@ fn supervisor_signals() {
     assert_eq!(sup.g.wait_exit(T).code(), Some(0));
     wait_for(T, "service gone", || (!alive(pid)).then_some(()));
 }
+
+/// State writes reuse two inodes per file (the file and its `.new` spare, swapped by
+/// RENAME_EXCHANGE) and death_tally grows in place: a SIGTERM stop with a finish script, the
+/// moment every supervisor of a container writes at once, creates no file in `supervise/`.
+/// Both modes; checked by inode numbers, before and after.
+#[test]
+fn shutdown_creates_no_file_in_supervise() {
+    use std::collections::BTreeMap;
+    use std::os::unix::fs::MetadataExt;
+    for mode in ["s6", "runit"] {
+        let t = TempDir::new(&format!("noinode-{mode}"));
+        let sd = t.path().join("a");
+        sleeper(&sd);
+        script(&sd.join("finish"), "#!/bin/sh\nexit 0\n");
+        let sup = Sup::start(mode, t.path(), "a");
+        wait_up(&sd, None);
+        let inodes = || -> BTreeMap<String, u64> {
+            fs::read_dir(sd.join("supervise"))
+                .unwrap()
+                .flatten()
+                .map(|e| {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    (name, e.metadata().unwrap().ino())
+                })
+                .collect()
+        };
+        let before = inodes();
+        assert!(before.contains_key("status.new"), "{mode}: {before:?}");
+        let old: std::collections::BTreeSet<u64> = before.values().copied().collect();
+        let tally_before = fs::read(sd.join("supervise/death_tally")).ok();
+        assert_eq!(sup.stop(), 0);
+        let after = inodes();
+        let new: Vec<_> = after.iter().filter(|(_, i)| !old.contains(i)).collect();
+        assert!(
+            new.is_empty(),
+            "{mode}: new files {new:?} (before {before:?})"
+        );
+        // The stop was recorded all the same.
+        match read_status(&sd.join("supervise")).unwrap() {
+            AnyStatus::S6(s) => {
+                assert_eq!((s.pid, s.wstat & 0x7f), (0, libc::SIGTERM as u16), "{mode}")
+            }
+            AnyStatus::Runit(r) => assert_eq!(r.pid, 0, "{mode}"),
+        }
+        if mode == "s6" {
+            let tally = fs::read(sd.join("supervise/death_tally")).unwrap();
+            assert_eq!(
+                tally.len(),
+                tally_before.unwrap().len() + rsv::status::DEATH_LEN
+            );
+        }
+    }
+}
