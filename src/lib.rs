@@ -14,6 +14,7 @@ pub mod import;
 pub mod lock;
 pub mod logger;
 pub mod machine;
+pub mod memtrim;
 pub mod multicall;
 pub mod proctitle;
 pub mod rundir;

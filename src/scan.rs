@@ -540,7 +540,14 @@ impl Scanner {
 
     fn main_loop(&mut self) -> i32 {
         let mut buf = vec![0u8; 4096];
+        let mut trimmed = false;
         loop {
+            if !trimmed && !self.need_scan {
+                // The first scan is done and its supervisors started: what start-up alone
+                // needed goes back (see memtrim).
+                trimmed = true;
+                crate::memtrim::after_startup();
+            }
             self.handle_signals();
             self.read_control();
             self.read_inotify(&mut buf);

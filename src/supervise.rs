@@ -427,14 +427,10 @@ pub fn run(opts: Options) -> i32 {
     for i in (0..sup.svcs.len()).rev() {
         sup.feed(i, Event::Start);
     }
-    // Start-up (placing the state, reading settings, the first spawn) leaves freed heap
-    // pages behind; this process lives as long as its service, once per service, so give
-    // them back to the kernel now rather than keep them resident for its whole life.
-    // SAFETY: malloc_trim only walks glibc's own heap; no Rust reference points into freed
-    // memory, and nothing else allocates concurrently (single-threaded).
-    unsafe {
-        libc::malloc_trim(0);
-    }
+    // Start-up (placing the state, reading settings, the first spawn) leaves freed heap pages
+    // and most of the program text mapped; this process lives as long as its service, once
+    // per service, so give that back now rather than keep it resident for its whole life.
+    crate::memtrim::after_startup();
 
     loop {
         let now = sup.now().mono_ms;
