@@ -1,5 +1,7 @@
-//! Giving start-up memory back: a supervisor lives as long as its service, once per service,
-//! so what only start-up needed should not stay resident.
+//! Giving memory back after bursts of work: a supervisor lives as long as its service, once
+//! per service, and the scanner as long as the container, both mostly asleep, so what only
+//! start-up (or a scan) needed should not stay resident. Supervisors call [`give_back`] once
+//! after start-up, the scanner each time it goes to sleep after a scan.
 //!
 //! - The heap: glibc keeps freed pages; `malloc_trim` returns them.
 //! - The program file: start-up code, tables and messages are mapped into the process as
@@ -12,16 +14,12 @@ use std::fs;
 
 /// Trims the heap and the program's read-only file mappings (see the module text). Best
 /// effort: errors are ignored; nothing changes for the program but its resident size.
-pub fn after_startup() {
-    // SAFETY: malloc_trim only walks glibc's own heap; no Rust reference points into freed
-    // memory, and nothing else allocates concurrently (the callers are single-threaded).
-    unsafe {
-        libc::malloc_trim(0);
-    }
-    let Ok(smaps) = fs::read_to_string("/proc/self/smaps") else {
-        return;
-    };
-    for (start, end) in clean_file_ranges(&smaps) {
+pub fn give_back() {
+    // Read the mappings first: the text read here is itself heap, given back just below.
+    let ranges = fs::read_to_string("/proc/self/smaps")
+        .map(|t| clean_file_ranges(&t))
+        .unwrap_or_default();
+    for &(start, end) in &ranges {
         // SAFETY: [start, end) is a whole mapping of this process, read from
         // /proc/self/smaps: private, not writable, backed by a file, and without a single
         // anonymous (copied-on-write) page. Dropping its page-table entries loses nothing:
@@ -29,6 +27,12 @@ pub fn after_startup() {
         unsafe {
             libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED);
         }
+    }
+    drop(ranges);
+    // SAFETY: malloc_trim only walks glibc's own heap; no Rust reference points into freed
+    // memory, and nothing else allocates concurrently (the callers are single-threaded).
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 
@@ -100,7 +104,7 @@ Anonymous:             0 kB
 
     #[test]
     fn trimming_keeps_the_program_running() {
-        after_startup();
+        give_back();
         // Code and tables whose entries were dropped work as before.
         let s: String = (0..1000)
             .map(|i| char::from(b'a' + (i % 26) as u8))

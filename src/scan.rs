@@ -167,6 +167,8 @@ struct Scanner {
     title: Option<Title>,
     next_rescan: Option<Instant>,
     need_scan: bool,
+    /// A scan ran since memory was last trimmed (see `main_loop`).
+    trim_due: bool,
     stop: Option<Stopping>,
     /// The main command (`-- CMD`), if any.
     main: Option<main_cmd::MainCmd>,
@@ -362,6 +364,7 @@ pub fn run(mut opts: Options) -> i32 {
         title,
         next_rescan,
         need_scan: true,
+        trim_due: true,
         stop: None,
         main,
         decided: None,
@@ -540,14 +543,7 @@ impl Scanner {
 
     fn main_loop(&mut self) -> i32 {
         let mut buf = vec![0u8; 4096];
-        let mut trimmed = false;
         loop {
-            if !trimmed && !self.need_scan {
-                // The first scan is done and its supervisors started: what start-up alone
-                // needed goes back (see memtrim).
-                trimmed = true;
-                crate::memtrim::after_startup();
-            }
             self.handle_signals();
             self.read_control();
             self.read_inotify(&mut buf);
@@ -579,6 +575,14 @@ impl Scanner {
                 continue;
             }
             let timeout = self.main_timeout(self.timeout(now));
+            if timeout.is_none() && self.trim_due {
+                // About to sleep until the next event, which may be hours away, after a scan
+                // (start-up, a change in the directory, a supervisor's death): give back what
+                // that work brought in (see memtrim). Log lines passing through (--prefix)
+                // do not count, and this never sets a timer of its own.
+                self.trim_due = false;
+                crate::memtrim::give_back();
+            }
             self.wait(timeout);
         }
     }
@@ -907,6 +911,7 @@ impl Scanner {
     }
 
     fn scan(&mut self) {
+        self.trim_due = true;
         self.need_scan = false;
         if self.stop.is_some() {
             return;

@@ -430,7 +430,7 @@ pub fn run(opts: Options) -> i32 {
     // Start-up (placing the state, reading settings, the first spawn) leaves freed heap pages
     // and most of the program text mapped; this process lives as long as its service, once
     // per service, so give that back now rather than keep it resident for its whole life.
-    crate::memtrim::after_startup();
+    crate::memtrim::give_back();
 
     loop {
         let now = sup.now().mono_ms;
