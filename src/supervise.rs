@@ -876,15 +876,14 @@ impl Sup {
                 let max = s.dir.max_death_tally();
                 let sup_dir = s.dir.path("supervise");
                 let path = sup_dir.join("death_tally");
-                let data = fs::read(&path);
-                let room = matches!(&data, Ok(v) if v.len() % DEATH_LEN == 0
-                    && v.len() < max * DEATH_LEN);
+                let len = fs::metadata(&path).map(|m| m.len() as usize);
+                let room = matches!(len, Ok(n) if n % DEATH_LEN == 0 && n < max * DEATH_LEN);
                 let r = if room {
                     // Append the record in place. A reader sees the old or the new length
                     // (the size grows once the bytes are in), never half a record.
                     append(&path, &d.encode())
                 } else {
-                    let mut data = data.unwrap_or_default();
+                    let mut data = fs::read(&path).unwrap_or_default();
                     if data.len() % DEATH_LEN != 0 {
                         data.clear();
                     }

@@ -10,7 +10,7 @@ use std::fs;
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::{TempDir, bin, have_refs, script, wait_for};
+use common::{TempDir, bin, have_refs, kill_pid, script, wait_for};
 use rsv::extstate::{self, ExtState};
 use rsv::status::Ended;
 use supervisor::*;
@@ -460,7 +460,7 @@ fn restart_timing(mode: &str) {
         (now_ms() - st[0] >= 1200).then_some(())
     });
     let k1 = now_ms();
-    kill(p1, libc::SIGKILL);
+    kill_pid(p1);
     let p2 = wait_up(&sd, Some(p1));
     let st = starts_at_least(&sd, 2);
     assert!(
@@ -470,7 +470,7 @@ fn restart_timing(mode: &str) {
     );
     // Killed at once: the next start is 1 s after this death.
     let k2 = now_ms();
-    kill(p2, libc::SIGKILL);
+    kill_pid(p2);
     let st = starts_at_least(&sd, 3);
     near(
         st[2] - k2,
@@ -481,17 +481,7 @@ fn restart_timing(mode: &str) {
 }
 
 fn starts_at_least(sd: &Path, n: usize) -> Vec<i64> {
-    wait_for(Duration::from_secs(10), "starts", || {
-        let s = starts(sd);
-        (s.len() >= n).then_some(s)
-    })
-}
-
-fn kill(pid: i32, sig: i32) {
-    // SAFETY: kill(2) on the run process this test's supervisor started.
-    unsafe {
-        libc::kill(pid, sig);
-    }
+    watch(sd, n, Duration::from_secs(10)).0
 }
 
 #[test]
