@@ -677,7 +677,7 @@ impl Scanner {
                     let mut label = [0u8; 25];
                     Tai64N::now(Family::Runit).write_hex(&mut label);
                     if let Err(e) =
-                        status::write_atomic(Path::new("."), ".forced-rescan", &label, 0o644)
+                        status::replace_file(Path::new("."), ".forced-rescan", &label, 0o644)
                     {
                         self.warn(&format!(
                             "unable to write {}/.forced-rescan: {}",

@@ -251,16 +251,7 @@ pub fn write_atomic(dir: &Path, name: &str, data: &[u8], mode: u32) -> io::Resul
             }
             f
         }
-        None => {
-            let mut f = fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(mode)
-                .open(&tmp)?;
-            f.write_all(data)?;
-            f
-        }
+        None => create_with(&tmp, data, mode)?,
     };
     drop(f);
     match renameat2(
@@ -276,6 +267,27 @@ pub fn write_atomic(dir: &Path, name: &str, data: &[u8], mode: u32) -> io::Resul
         }
         Err(e) => Err(io::Error::from(e)),
     }
+}
+
+/// Replaces `dir/name` the classic way, leaving nothing behind: a fresh `dir/name.new`
+/// renamed over it. For files written now and then in a directory that is not ours to
+/// clutter (the scan directory), where [`write_atomic`]'s spare would stay visible.
+pub fn replace_file(dir: &Path, name: &str, data: &[u8], mode: u32) -> io::Result<()> {
+    let tmp = dir.join(format!("{name}.new"));
+    drop(create_with(&tmp, data, mode)?);
+    fs::rename(&tmp, dir.join(name))
+}
+
+/// Creates (or truncates) `path` with `mode` (minus umask) and writes `data` into it.
+fn create_with(path: &Path, data: &[u8], mode: u32) -> io::Result<fs::File> {
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(path)?;
+    f.write_all(data)?;
+    Ok(f)
 }
 
 /// Opens the spare `path` left by the last [`write_atomic`] for rewriting: Some((file, its
@@ -389,6 +401,17 @@ mod tests {
             assert_eq!(fs::read(d.join("f")).unwrap(), text.as_bytes());
             let now = (ino(&d.join("f")), ino(&d.join("f.new")));
             assert_eq!(now, if k % 2 == 0 { (b, a) } else { (a, b) }, "write {k}");
+        }
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn replace_file_leaves_no_spare() {
+        let d = scratch("replace");
+        for text in ["one", "two"] {
+            replace_file(&d, "f", text.as_bytes(), 0o644).unwrap();
+            assert_eq!(fs::read(d.join("f")).unwrap(), text.as_bytes());
+            assert!(!d.join("f.new").exists());
         }
         fs::remove_dir_all(&d).unwrap();
     }

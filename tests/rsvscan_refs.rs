@@ -90,6 +90,12 @@ fn runsvdir_dropin_with_sv() {
         fs::metadata(&stamp).unwrap().permissions().mode() & 0o777,
         0o644
     );
+    // A second one renews the stamp and leaves nothing else in the scan directory.
+    kill(ns.init, libc::SIGALRM);
+    wait_for(3 * SEC, "a new .forced-rescan", || {
+        fs::read(&stamp).ok().filter(|x| *x != b)
+    });
+    assert!(!dir.join(".forced-rescan.new").exists());
 
     // SIGHUP: services stopped in order, then exit 111 (runsvdir's code).
     let run_pid = ns.host_pid(status_pid(&sd)).unwrap();
