@@ -8,10 +8,14 @@ use std::io::{self, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
-use crate::machine::{DEFAULT_BACKOFF_MAX_MS, DEFAULT_BACKOFF_RESET_MS, Files, Mode};
+use crate::machine::{DEFAULT_BACKOFF_MAX_MS, DEFAULT_BACKOFF_RESET_MS, Files, Mode, RESTART_MS};
 
 /// s6's default `timeout-finish`.
 pub const DEFAULT_TIMEOUT_FINISH: u64 = 5000;
+/// Default `backoff-max` of a logger (`log/backoff-max`): the plain 1-s rule, as runsv and
+/// s6-supervise do. A logger held back would stall its service, which blocks on the full
+/// pipe; who wants backoff there too writes `log/backoff-max`.
+pub const DEFAULT_LOG_BACKOFF_MAX_MS: u64 = RESTART_MS;
 /// s6's default and maximum `max-death-tally`.
 pub const DEFAULT_DEATH_TALLY: usize = 100;
 pub const MAX_DEATH_TALLY: usize = 4096;
@@ -195,7 +199,12 @@ impl SvDir {
 
 impl Files for SvDir {
     fn backoff_max(&mut self) -> u64 {
-        self.uint_or("backoff-max", DEFAULT_BACKOFF_MAX_MS)
+        let default = if self.base.is_empty() {
+            DEFAULT_BACKOFF_MAX_MS
+        } else {
+            DEFAULT_LOG_BACKOFF_MAX_MS
+        };
+        self.uint_or("backoff-max", default)
     }
 
     fn backoff_reset(&mut self) -> u64 {

@@ -493,3 +493,53 @@ fn restart_at_once_after_a_long_run_s6() {
 fn restart_at_once_after_a_long_run_runit() {
     restart_timing("runit");
 }
+
+/// A logger that keeps dying is restarted within about 1 s every time (runsv and
+/// s6-supervise do the same), not held back by the crash-loop backoff: the service would
+/// block on the full pipe meanwhile. With the service's defaults (cap 30 s) six starts would
+/// take 1+2+4+8+16 = 31 s.
+fn logger_prompt(mode: &str) {
+    let t = TempDir::new(&format!("bolog-{mode}"));
+    let sd = t.path().join("svc");
+    sleeper(&sd);
+    let log = sd.join("log");
+    fs::create_dir_all(&log).unwrap();
+    recorder(&log, "exit 1");
+    let sup = Sup::start(mode, t.path(), "svc");
+    let (st, pending) = watch(&log, 6, Duration::from_secs(20));
+    let gaps: Vec<i64> = st.windows(2).map(|w| w[1] - w[0]).collect();
+    eprintln!("{mode}: logger restarts {gaps:?} ms apart, pending {pending:?}");
+    for g in &gaps[..5] {
+        assert!(*g <= 1000 + SLACK_MS, "logger held back: gaps {gaps:?}");
+    }
+    sup.stop();
+}
+
+#[test]
+fn logger_restarts_within_a_second_s6() {
+    logger_prompt("s6");
+}
+
+#[test]
+fn logger_restarts_within_a_second_runit() {
+    logger_prompt("runit");
+}
+
+/// `log/backoff-max` gives the logger a crash-loop backoff when asked for.
+#[test]
+fn logger_backoff_when_asked() {
+    let t = TempDir::new("bolog-max");
+    let sd = t.path().join("svc");
+    sleeper(&sd);
+    let log = sd.join("log");
+    fs::create_dir_all(&log).unwrap();
+    recorder(&log, "exit 1");
+    fs::write(log.join("backoff-max"), "4000\n").unwrap();
+    let sup = Sup::start("s6", t.path(), "svc");
+    let (st, _) = watch(&log, 4, Duration::from_secs(20));
+    let gaps: Vec<i64> = st.windows(2).map(|w| w[1] - w[0]).collect();
+    eprintln!("logger with backoff-max 4000: gaps {gaps:?} ms");
+    near(gaps[1], 2000, "second gap");
+    near(gaps[2], 4000, "third gap");
+    sup.stop();
+}
