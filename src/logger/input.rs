@@ -1,6 +1,13 @@
 //! The main loop shared by both personalities: poll stdin and a signal pipe, read large
 //! chunks, cut them into lines with memchr, hand the lines to the personality, write the
 //! output once per chunk, stop reading while output is stuck on an error.
+//!
+//! When stdin is a pipe, a chunk leaves the pipe only after its output is on disk: it is
+//! peeked ([`super::peek`]), its lines handed over, an intent record written in every log
+//! directory ([`super::intent`]), the output written, and then exactly the bytes handed over
+//! are consumed. A partial line at the end of a chunk stays in the pipe. At start-up a chunk
+//! interrupted by a kill is redone from the records: only its output not yet on disk is
+//! written.
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
@@ -8,6 +15,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use super::intent;
+use super::logdir::Logdir;
+use super::peek::{Peeked, Peeker};
 use super::stamp::Now;
 
 /// What a personality does with lines and events.
@@ -26,6 +36,10 @@ pub trait Handler {
     fn hup(&mut self) -> bool;
     /// End: write everything (retrying as needed) and close cleanly.
     fn finish(&mut self);
+    /// The open log directories (for the exactly-once protocol).
+    fn logdirs(&mut self) -> Vec<&mut Logdir> {
+        Vec::new()
+    }
 }
 
 /// How input is cut into lines.
@@ -158,6 +172,54 @@ impl Lines {
     fn partial(&self) -> bool {
         !self.carry.is_empty() || self.mid
     }
+
+    /// Hands over carried bytes as the piece they were when more input followed them.
+    fn flush_piece<H: Handler>(&mut self, h: &mut H, now: Now) {
+        if !self.carry.is_empty() {
+            let c = std::mem::take(&mut self.carry);
+            self.emit(h, &c, self.cut.split > 0, now);
+            self.carry = c;
+            self.carry.clear();
+        }
+    }
+}
+
+/// Redoes the chunk a killed predecessor had not finished, if its bytes are still at the head
+/// of the pipe; otherwise forgets the records. Returns the bytes to consume once flushed.
+fn redo<H: Handler>(h: &mut H, p: &mut Peeker, lines: &mut Lines, buf: &mut [u8]) -> Option<usize> {
+    let rec = h
+        .logdirs()
+        .iter()
+        .filter_map(|l| l.recovered())
+        .map(|x| x.0)
+        .find(|r| r.active)?;
+    let n = rec.in_len as usize;
+    let same = n > 0
+        && n <= buf.len()
+        && matches!(p.peek(&mut buf[..n]), Ok(Peeked::Data(k)) if k == n)
+        && intent::hash(&buf[..n]) == rec.hash;
+    if !same {
+        for l in h.logdirs() {
+            l.end_chunk();
+        }
+        return None;
+    }
+    for l in h.logdirs() {
+        let skip = l
+            .recovered()
+            .filter(|x| x.0.hash == rec.hash && x.0.in_len == rec.in_len)
+            .map(|x| x.1)
+            .unwrap_or(0);
+        l.set_skip(skip);
+    }
+    lines.carry.clear();
+    lines.mid = rec.mid;
+    lines.chunk(h, &buf[..n], rec.now);
+    lines.flush_piece(h, rec.now);
+    for l in h.logdirs() {
+        l.begin_chunk(rec.in_len, rec.hash, rec.now, rec.mid);
+    }
+    Some(n)
 }
 
 fn read_fd(fd: i32, buf: &mut [u8]) -> io::Result<usize> {
@@ -175,6 +237,12 @@ fn read_fd(fd: i32, buf: &mut [u8]) -> io::Result<usize> {
         }
     }
 }
+
+/// How long to wait for the rest of a line when only its beginning is in the pipe.
+const STARVE: Duration = Duration::from_millis(10);
+const STARVE_MIN: Duration = Duration::from_micros(20);
+/// A line that fills this much of the pipe without ending is not waited for in it.
+const GIANT: usize = 1 << 15;
 
 /// Runs until end of input or a stopping signal, then finishes the handler. Returns the
 /// exit code (0, or 111 when stdin could not be read).
@@ -197,6 +265,20 @@ pub fn run<H: Handler>(h: &mut H, cut: Cutting, prog: &str) -> i32 {
     };
     let mut stopping = false;
     let mut code = 0;
+    // Exactly-once input (stdin is a pipe): the chunk handed over and not yet consumed.
+    let mut peeker = Peeker::new();
+    let mut inflight: Option<usize> = None;
+    // Only part of a line waits in the pipe: poll again a little later.
+    let mut starve = false;
+    let mut starve_wait = STARVE_MIN;
+    match peeker.as_mut() {
+        Some(p) => inflight = redo(h, p, &mut lines, &mut buf),
+        None => {
+            for l in h.logdirs() {
+                l.end_chunk();
+            }
+        }
+    }
     loop {
         if sig.alrm.swap(false, Ordering::SeqCst) {
             h.alarm();
@@ -208,13 +290,44 @@ pub fn run<H: Handler>(h: &mut H, cut: Cutting, prog: &str) -> i32 {
             stopping = true;
         }
         let ok = h.flush();
-        if stopping && !lines.partial() {
-            break;
+        if ok {
+            if let (Some(n), Some(p)) = (inflight, peeker.as_mut()) {
+                if let Err(e) = p.consume(n) {
+                    eprintln!("{prog}: warning: unable to read stdin: {e}");
+                    code = 111;
+                    break;
+                }
+                inflight = None;
+                for l in h.logdirs() {
+                    l.end_chunk();
+                }
+            }
+        }
+        if stopping && !lines.partial() && inflight.is_none() {
+            // Like the references, finish a line whose beginning is already here: take it
+            // in and read the rest byte-wise. Whole lines stay in the pipe for the next one.
+            let head = match peeker.as_mut().map(|p| p.peek(&mut buf)) {
+                Some(Ok(Peeked::Data(k))) if find_nl(&buf[..k]).is_none() => k,
+                _ => 0,
+            };
+            if head == 0 {
+                break;
+            }
+            peeker = None;
+            match read_fd(0, &mut buf[..head]) {
+                Ok(n) if n > 0 => lines.chunk(h, &buf[..n], Now::read()),
+                _ => break,
+            }
+            continue;
         }
         let now = Instant::now();
         let mut timeout: Option<Duration> = h.deadline().map(|d| d.saturating_duration_since(now));
         if !ok && timeout.is_none() {
             timeout = Some(Duration::from_millis(100));
+        }
+        if starve {
+            // The wait was taken already: look at signals, then peek again.
+            timeout = Some(Duration::ZERO);
         }
         let ms = match timeout {
             None => -1,
@@ -226,7 +339,7 @@ pub fn run<H: Handler>(h: &mut H, cut: Cutting, prog: &str) -> i32 {
             sig.pipe_r.as_fd_ref(),
             nix::poll::PollFlags::POLLIN,
         )];
-        if ok {
+        if ok && !starve {
             fds.push(nix::poll::PollFd::new(stdin, nix::poll::PollFlags::POLLIN));
         }
         let pt = if ms < 0 {
@@ -245,18 +358,60 @@ pub fn run<H: Handler>(h: &mut H, cut: Cutting, prog: &str) -> i32 {
         }
         let sig_ready = fds[0].revents().map(|r| !r.is_empty()).unwrap_or(false);
         let in_ready = ok
+            && !starve
             && fds
                 .get(1)
                 .and_then(|f| f.revents())
                 .map(|r| !r.is_empty())
                 .unwrap_or(false);
         drop(fds);
+        let starved = std::mem::replace(&mut starve, false);
         if sig_ready {
             let mut junk = [0u8; 64];
             let _ = read_fd(sig.pipe_r.as_raw_fd(), &mut junk);
         }
         h.tick(Instant::now());
-        if !in_ready {
+        if !(in_ready || (starved && ok)) {
+            continue;
+        }
+        if let Some(p) = peeker.as_mut() {
+            match p.peek(&mut buf) {
+                Ok(Peeked::Data(k)) => {
+                    let now = Now::read();
+                    let mid = lines.mid;
+                    lines.carry.clear();
+                    lines.chunk(h, &buf[..k], now);
+                    let used = k - lines.carry.len();
+                    lines.carry.clear();
+                    if used == 0 {
+                        if k >= GIANT || p.hung_up() {
+                            // The writer is gone, or a line too long to wait for in the
+                            // pipe: read the rest the plain way (in memory until written).
+                            peeker = None;
+                        } else {
+                            // Most often the writer is filling the room the last consume
+                            // made: look again very soon, then less and less often.
+                            std::thread::sleep(starve_wait);
+                            starve_wait = (starve_wait * 2).min(STARVE);
+                            starve = true;
+                        }
+                        continue;
+                    }
+                    starve_wait = STARVE_MIN;
+                    let hash = intent::hash(&buf[..used]);
+                    for l in h.logdirs() {
+                        l.begin_chunk(used as u64, hash, now, mid);
+                    }
+                    inflight = Some(used);
+                }
+                Ok(Peeked::Empty) => {}
+                Ok(Peeked::Eof) => break,
+                Err(e) => {
+                    eprintln!("{prog}: warning: unable to read stdin: {e}");
+                    code = 111;
+                    break;
+                }
+            }
             continue;
         }
         // Once stopping, read byte-wise to the end of the current line, like the references.

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use super::intent::{self, Journal, NO_ROT, Record};
 use super::stamp::Now;
 
 /// Which reference the directory follows (file names, modes, recovery, messages).
@@ -96,6 +97,15 @@ pub struct Logdir {
     cur_len: u64,
     /// Bytes of an unfinished line were appended since the last line end.
     mid_line: bool,
+    /// Inode of the open `current`.
+    cur_ino: u64,
+    /// The intent record (exactly-once input, see [`super::intent`]); None when it cannot
+    /// be kept.
+    journal: Option<Journal>,
+    /// An interrupted chunk found at open: its record and its output bytes on disk.
+    recovered: Option<(Record, u64)>,
+    /// Output bytes still to drop (already on disk from the interrupted chunk being redone).
+    skip: u64,
 }
 
 /// Why a directory could not be opened.
@@ -248,7 +258,13 @@ impl Logdir {
             postponed: false,
             cur_len: 0,
             mid_line: false,
+            cur_ino: 0,
+            journal: None,
+            recovered: None,
+            skip: 0,
         };
+        ld.repair_intent()
+            .map_err(|e| OpenError::Other("unable to recover".into(), e))?;
         ld.recover()
             .map_err(|e| OpenError::Other("unable to recover".into(), e))?;
         Ok(ld)
@@ -340,7 +356,9 @@ impl Logdir {
             }
         }
         let f = self.open_current()?;
-        self.size = f.metadata()?.len();
+        let m = f.metadata()?;
+        self.cur_ino = std::os::unix::fs::MetadataExt::ino(&m);
+        self.size = m.len();
         self.cur_len = self.size;
         if self.size > 0 {
             self.first_at = Some(Instant::now());
@@ -363,12 +381,154 @@ impl Logdir {
         Ok(f)
     }
 
+    /// At open, before the crash recovery renames anything: reads the intent record; when a
+    /// chunk was interrupted, cuts a torn write back and remembers what is on disk. The
+    /// record is rewritten at once as "this much is final" so that a kill during the rest
+    /// of the start-up leads to the same decision.
+    fn repair_intent(&mut self) -> io::Result<()> {
+        let (mut j, old) = match Journal::open(&self.path) {
+            Ok(x) => x,
+            Err(e) => {
+                let _ = writeln!(
+                    io::stderr(),
+                    "{}: warning: unable to open {}/{}: {}",
+                    self.prog,
+                    self.path.display(),
+                    intent::FILE,
+                    err_text(self.style, &e)
+                );
+                return Ok(());
+            }
+        };
+        if let Some(r) = old.filter(|r| r.active) {
+            let cur = fs::metadata(self.p("current"))
+                .ok()
+                .map(|m| (std::os::unix::fs::MetadataExt::ino(&m), m.len()));
+            let a = intent::assess(&r, cur);
+            if let Some(len) = a.truncate {
+                OpenOptions::new()
+                    .write(true)
+                    .open(self.p("current"))?
+                    .set_len(len)?;
+            }
+            j.rec = Record {
+                rot: a.written,
+                ..r
+            };
+            j.save()?;
+            self.recovered = Some((r, a.written));
+        }
+        self.journal = Some(j);
+        Ok(())
+    }
+
+    /// The chunk interrupted in a previous run: its record and its output bytes on disk.
+    pub fn recovered(&self) -> Option<(Record, u64)> {
+        self.recovered
+    }
+
+    /// Drops the first `n` output bytes of the next chunk (redo of an interrupted chunk).
+    pub fn set_skip(&mut self, n: u64) {
+        self.skip = n;
+    }
+
+    fn save_intent(&mut self) {
+        if let Some(j) = &self.journal {
+            if let Err(e) = j.save() {
+                let _ = writeln!(
+                    io::stderr(),
+                    "{}: warning: unable to write {}/{}: {}",
+                    self.prog,
+                    self.path.display(),
+                    intent::FILE,
+                    err_text(self.style, &e)
+                );
+                self.journal = None;
+            }
+        }
+    }
+
+    /// Records the chunk whose output is queued, before any of it is written.
+    pub fn begin_chunk(&mut self, in_len: u64, hash: u64, now: Now, mid: bool) {
+        self.recovered = None;
+        self.skip = 0;
+        let total: u64 = self
+            .ops
+            .iter()
+            .map(|o| match o {
+                Op::Data(v, off) => (v.len() - off) as u64,
+                Op::Rotate => 0,
+            })
+            .sum();
+        let open = self.cur.is_some();
+        let (cur_ino, cur_len) = (self.cur_ino, self.cur_len);
+        let Some(j) = self.journal.as_mut() else {
+            return;
+        };
+        j.rec = Record {
+            active: true,
+            in_len,
+            hash,
+            now,
+            mid,
+            total,
+            before: 0,
+            cur_ino: if open { cur_ino } else { 0 },
+            cur_off: cur_len,
+            rot: if open { NO_ROT } else { 0 },
+        };
+        self.save_intent();
+    }
+
+    /// The chunk's input is consumed: the record no longer applies.
+    pub fn end_chunk(&mut self) {
+        self.recovered = None;
+        self.skip = 0;
+        let Some(j) = self.journal.as_mut() else {
+            return;
+        };
+        if j.rec.active {
+            j.rec.active = false;
+            self.save_intent();
+        }
+    }
+
+    /// A rotation starts: what the chunk wrote so far is final.
+    fn intent_rotating(&mut self) {
+        let cur_len = self.cur_len;
+        if let Some(j) = self.journal.as_mut() {
+            if j.rec.active && j.rec.rot == NO_ROT {
+                j.rec.rot = j.rec.before + cur_len.saturating_sub(j.rec.cur_off);
+                self.save_intent();
+            }
+        }
+    }
+
+    /// The new `current` is open: the rest of the chunk goes there.
+    fn intent_new_current(&mut self) {
+        let (ino, len) = (self.cur_ino, self.cur_len);
+        if let Some(j) = self.journal.as_mut() {
+            if j.rec.active && j.rec.rot != NO_ROT {
+                j.rec.before = j.rec.rot;
+                j.rec.cur_ino = ino;
+                j.rec.cur_off = len;
+                j.rec.rot = NO_ROT;
+                self.save_intent();
+            }
+        }
+    }
+
     /// Bytes in `current` once the queue is written.
     pub fn size(&self) -> u64 {
         self.size
     }
 
-    fn push_data(&mut self, d: &[u8]) {
+    fn push_data(&mut self, mut d: &[u8]) {
+        if self.skip > 0 {
+            let n = (self.skip as usize).min(d.len());
+            self.skip -= n as u64;
+            d = &d[n..];
+        }
         if d.is_empty() {
             return;
         }
@@ -603,6 +763,10 @@ impl Logdir {
 
     /// fsync + mark + rename `current`; `cur` becomes None.
     fn start_rotation(&mut self) -> Result<(), (&'static str, io::Error)> {
+        if self.cur.is_none() {
+            return Ok(());
+        }
+        self.intent_rotating();
         let Some(f) = self.cur.as_ref() else {
             return Ok(());
         };
@@ -643,7 +807,12 @@ impl Logdir {
     fn finish_rotation(&mut self) -> Result<(), (&'static str, io::Error)> {
         if self.cur.is_none() {
             let f = self.open_current().map_err(|e| ("open current", e))?;
+            self.cur_ino = f
+                .metadata()
+                .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
+                .unwrap_or(0);
             self.cur = Some(f);
+            self.intent_new_current();
         }
         if let Some(input) = self.pending.clone() {
             match &self.set.processor {
@@ -942,6 +1111,14 @@ impl Logdir {
                 Style::Svlogd => 0o744,
                 Style::S6 => m | 0o100,
             }));
+        }
+        // A clean end leaves the directory as svlogd and s6-log would: no intent record.
+        if let Some(j) = self.journal.take() {
+            if !j.rec.active {
+                let _ = fs::remove_file(self.p(intent::FILE));
+            } else {
+                self.journal = Some(j);
+            }
         }
         true
     }

@@ -13,7 +13,9 @@
 
 pub mod glob;
 pub mod input;
+pub mod intent;
 pub mod logdir;
+pub mod peek;
 pub mod regex;
 pub mod s6log;
 pub mod stamp;

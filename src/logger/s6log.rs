@@ -444,6 +444,10 @@ impl Handler for S6Log {
         true
     }
 
+    fn logdirs(&mut self) -> Vec<&mut Logdir> {
+        self.dirs().collect()
+    }
+
     fn finish(&mut self) {
         let _ = self.flush();
         for ld in self.dirs() {

@@ -440,6 +440,10 @@ impl Handler for Svlogd {
         let _ = self.flush();
         self.close_all();
     }
+
+    fn logdirs(&mut self) -> Vec<&mut Logdir> {
+        self.dirs.iter_mut().filter_map(|d| d.ld.as_mut()).collect()
+    }
 }
 
 /// Entry point of the svlogd personality.
