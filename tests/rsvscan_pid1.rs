@@ -430,10 +430,17 @@ fn supervisor_killed_service_not_doubled() {
     assert_eq!(runs(&ns), 1);
     kill(sup, libc::SIGKILL);
     // The new supervisor stops the leftover run, then starts its own: once the status
-    // names a new run, exactly one run exists.
-    wait_for(5 * SEC, "new run", || {
+    // names a new run and that run has exec'd its program (the status names it from the
+    // fork on, while it is still the shell running `run`), exactly one run exists.
+    let new_run = wait_for(5 * SEC, "new run", || {
         let p = status_pid(&dir.join("a"));
-        (p > 0 && ns.host_pid(p).is_some_and(|h| h != old_run)).then_some(())
+        (p > 0)
+            .then(|| ns.host_pid(p))
+            .flatten()
+            .filter(|&h| h != old_run)
+    });
+    wait_for(5 * SEC, "the new run to exec sleep", || {
+        cmdline(new_run).starts_with("sleep 1000").then_some(())
     });
     assert!(!alive(old_run), "the old run survived");
     assert_eq!(runs(&ns), 1);
