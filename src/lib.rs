@@ -18,6 +18,7 @@ pub mod memtrim;
 pub mod multicall;
 pub mod proctitle;
 pub mod rundir;
+pub mod runwait;
 pub mod scan;
 pub mod sig;
 pub mod status;

@@ -935,7 +935,6 @@ impl Scanner {
         names.sort();
         let mut fresh = HashMap::new();
         let mut seen = Vec::new();
-        let mut candidates = Vec::new();
         for name in names {
             let l = match fs::symlink_metadata(&name) {
                 Ok(l) => l,
@@ -959,33 +958,11 @@ impl Scanner {
                 continue;
             }
             let id = (m.dev(), m.ino());
-            if !self.svcs.contains_key(&id) {
-                // A new service starts once its run is there and executable: inotify reports
-                // the file being created before it is written and made executable, and a
-                // supervisor started then would fail to exec it (and, in s6 mode, wait 10 s).
-                match fs::metadata(Path::new(&name).join("run")) {
-                    Err(_) => {
-                        let msg =
-                            format!("{}/{name} has no run file: waiting for one", self.opts.dir);
-                        self.report(&mut fresh, &name, format!("norun:{sig}"), &msg);
-                        candidates.push((id, name));
-                        continue;
-                    }
-                    Ok(r) if r.mode() & 0o111 == 0 => {
-                        let msg = format!(
-                            "{}/{name}/run is not executable: waiting until it is",
-                            self.opts.dir
-                        );
-                        self.report(&mut fresh, &name, format!("noexec:{sig}"), &msg);
-                        candidates.push((id, name));
-                        continue;
-                    }
-                    Ok(_) => {}
-                }
-            }
+            // Every directory gets its supervisor at once, as with runsvdir and s6-svscan;
+            // the supervisor starts run once it is there (see runwait).
             seen.push(Seen { id, name });
         }
-        self.update_watches(&candidates);
+        self.update_watches(&[]);
         let acts = plan::diff(
             self.opts.mode,
             &seen,

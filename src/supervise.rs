@@ -30,7 +30,7 @@ use crate::diag::EXIT_SYS;
 use crate::extstate::{self, ExtState};
 use crate::health::{self, Checker};
 use crate::lock::{self, LockError};
-use crate::machine::{Action, Child, Event, Files, Machine, Mode, Now, SupSignal};
+use crate::machine::{Action, Child, Event, Files, Machine, Mode, Now, State, SupSignal, Want};
 use crate::status::{self, DEATH_LEN};
 use crate::svdir::{SvDir, errtext};
 
@@ -226,6 +226,8 @@ struct Sup {
     pipe: Option<(OwnedFd, OwnedFd)>,
     origin: Instant,
     nosetsid: bool,
+    /// Starts deferred until `run` is usable (see [`crate::runwait`]).
+    runwait: crate::runwait::RunWait,
 }
 
 /// What to start.
@@ -415,6 +417,7 @@ pub fn run(opts: Options) -> i32 {
         svcs,
         pipe,
         origin: Instant::now(),
+        runwait: Default::default(),
     };
 
     // A previous supervisor killed with SIGKILL may have left run (or finish) running:
@@ -449,6 +452,7 @@ pub fn run(opts: Options) -> i32 {
         let n = sup.svcs.len();
         let (mut ctl_ready, mut notify_ready, mut check_ready) =
             ([false; 2], [false; 2], [false; 2]);
+        let runwait_ready;
         {
             let mut fds = Vec::with_capacity(5);
             fds.push(PollFd::new(sig_r.as_fd(), PollFlags::POLLIN));
@@ -462,6 +466,10 @@ pub fn run(opts: Options) -> i32 {
                     fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
                 }
             }
+            let runwait_idx = sup.runwait.fd().map(|fd| {
+                fds.push(PollFd::new(fd, PollFlags::POLLIN));
+                fds.len() - 1
+            });
             let mut check_idx = [None; 2];
             for (i, s) in sup.svcs.iter().enumerate() {
                 if let Some(fd) = &s.health.out {
@@ -475,6 +483,7 @@ pub fn run(opts: Options) -> i32 {
                 Err(e) => fatal(&sup.opts.prog, &format!("unable to poll: {}", e.desc())),
             }
             let hit = |f: &PollFd| f.revents().map(|r| !r.is_empty()).unwrap_or(false);
+            runwait_ready = runwait_idx.is_some_and(|k| hit(&fds[k]));
             for i in 0..n {
                 ctl_ready[i] = hit(&fds[1 + i]);
                 if let Some(k) = notify_idx[i] {
@@ -520,6 +529,19 @@ pub fn run(opts: Options) -> i32 {
             }
             if check_ready[i] {
                 sup.read_check_output(i);
+            }
+        }
+        if runwait_ready {
+            // `run` is usable now: start it if it is still wanted (down, want up).
+            for i in sup.runwait.ready() {
+                let m = &sup.svcs[i].m;
+                if !sup.svcs[i].done
+                    && m.want == Want::Up
+                    && m.state == State::Down
+                    && m.child == Child::None
+                {
+                    sup.act(i, Action::SpawnRun);
+                }
             }
         }
         let now = sup.now().mono_ms;
@@ -800,6 +822,15 @@ impl Sup {
     fn act(&mut self, i: usize, a: Action) {
         match a {
             Action::SpawnRun => {
+                // A missing, not executable or empty run: start it once it is there.
+                let run = self.svcs[i].dir.path("run");
+                if let Err(why) = self.runwait.gate(i, &run) {
+                    if let Some(why) = why {
+                        let shown = self.svcs[i].dir.show("run");
+                        self.svcs[i].dir.warn(&crate::runwait::message(&shown, why));
+                    }
+                    return;
+                }
                 if self.opts.mode == Mode::Runit && self.svcs[i].dir.override_eligible(b'u') {
                     let _ = self.run_control(i, b'u');
                 }

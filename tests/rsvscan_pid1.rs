@@ -66,9 +66,12 @@ fn pickup_runit_mode() {
     std::os::unix::fs::symlink(stage.join("b"), dir.join("b")).unwrap();
     wait_up(&stage.join("b"), 3 * SEC);
     let lat_b = t0.elapsed();
-    // A dir created empty, `run` added later.
+    // A dir created empty, `run` added later: its supervisor comes at once (as with
+    // runsvdir and s6-svscan) and starts run when it is there.
     fs::create_dir(dir.join("c")).unwrap();
-    std::thread::sleep(Duration::from_millis(100));
+    wait_for(3 * SEC, "a supervisor for c", || {
+        dir.join("c/supervise/status").exists().then_some(())
+    });
     let t0 = Instant::now();
     sleeper(&dir.join("c"));
     wait_up(&dir.join("c"), 3 * SEC);
@@ -100,7 +103,9 @@ fn pickup_runit_mode() {
         "stderr: {err}"
     );
     assert_eq!(
-        err.lines().filter(|l| l.contains("/c has no run")).count(),
+        err.lines()
+            .filter(|l| l.contains("c/run does not exist: starting it once it does"))
+            .count(),
         1,
         "{err}"
     );
