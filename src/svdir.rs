@@ -68,6 +68,9 @@ pub struct SvDir {
     pub mode: Mode,
     /// `supervise` and `event` when they live in a runtime directory (see [`crate::rundir`]).
     relocated: Vec<(&'static str, PathBuf)>,
+    /// Malformed settings files: name -> (hash of the content, already reported). A bad
+    /// file is reported once, again only when its content changes (see [`SvDir::warn`]).
+    bad: std::cell::RefCell<Vec<(String, u64, bool)>>,
 }
 
 impl SvDir {
@@ -83,6 +86,24 @@ impl SvDir {
             shown,
             mode,
             relocated: Vec::new(),
+            bad: Default::default(),
+        }
+    }
+
+    /// Records what reading settings file `name` found: `Some(content)` when malformed,
+    /// None when absent or valid (a later malformed content is reported again).
+    fn note_bad(&self, name: &str, data: Option<&[u8]>) {
+        let mut bad = self.bad.borrow_mut();
+        match data {
+            None => bad.retain(|(n, _, _)| n != name),
+            Some(d) => {
+                let h = crate::logger::intent::hash(d);
+                match bad.iter_mut().find(|(n, _, _)| n == name) {
+                    Some(e) if e.1 == h => {}
+                    Some(e) => *e = (name.to_string(), h, false),
+                    None => bad.push((name.to_string(), h, false)),
+                }
+            }
         }
     }
 
@@ -121,8 +142,22 @@ impl SvDir {
         format!("{}/{name}", self.shown.trim_end_matches('/'))
     }
 
-    /// Prints `rsupervise SD: warning: MSG` (never fails, never raises SIGPIPE).
+    /// Prints `rsupervise SD: warning: MSG` (never fails, never raises SIGPIPE). A message
+    /// about a malformed settings file (`invalid SD/name...`) is printed once per content.
     pub fn warn(&self, msg: &str) {
+        if let Some(rest) = msg.strip_prefix("invalid ") {
+            let mut bad = self.bad.borrow_mut();
+            let hit = bad.iter_mut().find(|(n, _, _)| {
+                rest.strip_prefix(&self.show(n))
+                    .is_some_and(|t| t.is_empty() || t.starts_with([' ', ',']))
+            });
+            if let Some(e) = hit {
+                if e.2 {
+                    return;
+                }
+                e.2 = true;
+            }
+        }
         let _ = writeln!(io::stderr(), "{}: warning: {msg}", self.tag);
     }
 
@@ -144,10 +179,19 @@ impl SvDir {
     /// An unsigned integer file.
     pub fn uint(&self, name: &str) -> Setting<u64> {
         match self.read_small(name) {
-            None => Setting::Absent,
+            None => {
+                self.note_bad(name, None);
+                Setting::Absent
+            }
             Some(d) => match parse_uint(&d) {
-                Some(v) => Setting::Value(v),
-                None => Setting::Invalid,
+                Some(v) => {
+                    self.note_bad(name, None);
+                    Setting::Value(v)
+                }
+                None => {
+                    self.note_bad(name, Some(&d));
+                    Setting::Invalid
+                }
             },
         }
     }
@@ -212,8 +256,12 @@ impl Files for SvDir {
     }
 
     fn give_up(&mut self) -> Option<(u32, u64)> {
-        let data = self.read_small("give-up")?;
+        let Some(data) = self.read_small("give-up") else {
+            self.note_bad("give-up", None);
+            return None;
+        };
         let v = parse_give_up(&data);
+        self.note_bad("give-up", v.is_none().then_some(&data[..]));
         if v.is_none() {
             self.warn(&format!(
                 "invalid {} (want COUNT SECONDS), not giving up",
@@ -240,9 +288,15 @@ impl Files for SvDir {
     }
 
     fn down_signal(&mut self) -> i32 {
-        match self.read_small("down-signal") {
+        let data = self.read_small("down-signal");
+        let sig = data.as_deref().and_then(parse_signal);
+        self.note_bad(
+            "down-signal",
+            data.as_deref().filter(|_| sig.is_none()),
+        );
+        match data {
             None => libc::SIGTERM,
-            Some(d) => parse_signal(&d).unwrap_or_else(|| {
+            Some(_) => sig.unwrap_or_else(|| {
                 self.warn(&format!(
                     "invalid {}, using SIGTERM",
                     self.show("down-signal")
