@@ -266,8 +266,12 @@ fn service_with_log_keeps_its_logger_and_rsvlog_copies_to_stdout() {
         (n >= 1).then_some(n)
     });
     assert!(rotated <= 3, "{rotated} rotated files kept");
-    let current = fs::read_to_string(main.join("current")).unwrap();
-    assert!(current.ends_with("app line 299\n"), "{current}");
+    // The logger copies a chunk to stdout before it writes it to the directory: wait for
+    // the directory too.
+    wait_for(10 * SEC, "the last line in current", || {
+        let c = fs::read_to_string(main.join("current")).ok()?;
+        c.ends_with("app line 299\n").then_some(())
+    });
     assert_eq!(ns.stop(), Some(0), "{}", ns.stderr());
     // The logger's stdout is rsvscan's own: not prefixed (the service has a log/).
     let o = text(&out);
