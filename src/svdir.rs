@@ -290,10 +290,7 @@ impl Files for SvDir {
     fn down_signal(&mut self) -> i32 {
         let data = self.read_small("down-signal");
         let sig = data.as_deref().and_then(parse_signal);
-        self.note_bad(
-            "down-signal",
-            data.as_deref().filter(|_| sig.is_none()),
-        );
+        self.note_bad("down-signal", data.as_deref().filter(|_| sig.is_none()));
         match data {
             None => libc::SIGTERM,
             Some(_) => sig.unwrap_or_else(|| {

@@ -81,12 +81,17 @@ fn restart_spacing_ignores_wall_clock_jumps() {
             1 => -HOUR_MS,
             _ => HOUR_MS,
         });
-        assert_eq!(steady, jumpy, "{mode:?}: spacing changed with the wall clock");
+        assert_eq!(
+            steady, jumpy,
+            "{mode:?}: spacing changed with the wall clock"
+        );
         let gaps: Vec<u64> = jumpy.windows(2).map(|w| w[1] - w[0]).collect();
         assert_eq!(gaps, [1010, 2000, 4000, 8000, 8000], "{mode:?}");
         // The announced next start is "now (wall) + the remaining delay": never an hour off.
         for (wall, now) in announced {
-            let ahead = wall.duration_since(now.wall).expect("next start in the future");
+            let ahead = wall
+                .duration_since(now.wall)
+                .expect("next start in the future");
             assert!(ahead <= Duration::from_secs(8), "{mode:?}: {ahead:?}");
         }
     }
@@ -123,7 +128,10 @@ fn status_stamps_follow_the_wall_clock_of_the_event() {
     m.step(Event::RunDied(0x100), at(500, -HOUR_MS), f);
     m.step(Event::NoFinish, at(500, -HOUR_MS), f);
     let down = m.s6_status();
-    assert_eq!(up.stamp, rsv::tai::Tai64N::from_system(at(0, 0).wall, rsv::tai::Family::S6));
+    assert_eq!(
+        up.stamp,
+        rsv::tai::Tai64N::from_system(at(0, 0).wall, rsv::tai::Family::S6)
+    );
     assert_eq!(
         down.stamp,
         rsv::tai::Tai64N::from_system(at(500, -HOUR_MS).wall, rsv::tai::Family::S6)

@@ -69,7 +69,10 @@ fn garbage_settings_reported_once_each() {
     let err = sup.err();
     assert!(!err.contains("panicked"), "{err}");
     for (n, _) in files {
-        let times = err.lines().filter(|l| l.contains(&format!("a/{n}"))).count();
+        let times = err
+            .lines()
+            .filter(|l| l.contains(&format!("a/{n}")))
+            .count();
         assert_eq!(times, 1, "{n} reported {times} times\n{err}");
     }
     // A fixed file that breaks again is reported again.

@@ -827,7 +827,10 @@ fn prom_output_parses_and_carries_the_state() {
         assert_eq!(value(&s, metric, svc), want, "{metric}{{service={svc:?}}}");
     }
     let left = value(&s, "rsv_service_next_try_seconds", "crashy").unwrap();
-    assert!(left > 0.0 && left <= (NEXT_TRY_AHEAD_MS / 1000) as f64, "{left}");
+    assert!(
+        left > 0.0 && left <= (NEXT_TRY_AHEAD_MS / 1000) as f64,
+        "{left}"
+    );
     let info = s
         .iter()
         .find(|(n, l, _)| n == "rsv_service_info" && l[0].1 == "q\"x\\y")
