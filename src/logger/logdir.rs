@@ -1035,6 +1035,11 @@ impl Logdir {
     /// Deletes old archives: svlogd at most one when more than n exist; s6-log until at most
     /// n remain and their total is within S.
     fn trim(&mut self) {
+        if self.style == Style::Svlogd && self.set.keep == 0 {
+            // svlogd `n0` keeps every file: no need to list (and stat) a directory that only
+            // grows, at every rotation.
+            return;
+        }
         let list = self.archives();
         match self.style {
             Style::Svlogd => {
