@@ -116,9 +116,12 @@ fn words_pair(tag: &str, words: &[&str]) {
             // ... and not between a death and its restart (down, want up: a restart within
             // 1 s of the last start waits that second). A word sent then is answered from the
             // status as it was, on either side, whichever sv runs it.
+            // Nor while finish runs after a death (the next word would find "finish" on one
+            // side and "run" on the other, depending on how fast finish is).
             let settled = |s: &str| {
                 let main = s.split(';').next().unwrap_or("");
                 !(main.starts_with("down:") && main.contains("want up"))
+                    && !main.starts_with("finish:")
             };
             wait_for(T, "same settled state", || {
                 let (x, y) = (st(&a), st(&b));
