@@ -198,3 +198,67 @@ fn stopped_supervisor_then_continued() {
     assert_eq!(rsvc(t.path(), &["-T", "3000", "-wd", "-d", "a"]).0, 0);
     sup.stop();
 }
+
+/// A pids cgroup (v1 or v2) we may create, or None.
+fn pids_cgroup(tag: &str) -> Option<std::path::PathBuf> {
+    for base in ["/sys/fs/cgroup/pids", "/sys/fs/cgroup"] {
+        let b = Path::new(base);
+        if !b.join("cgroup.procs").exists() {
+            continue;
+        }
+        let d = b.join(format!("rsv-test-{tag}-{}", std::process::id()));
+        if fs::create_dir(&d).is_ok() && d.join("pids.max").exists() {
+            return Some(d);
+        }
+        let _ = fs::remove_dir(&d);
+    }
+    None
+}
+
+/// fork fails (the supervisor's pids cgroup is full): rsupervise says why, keeps answering,
+/// retries on its own schedule (runit mode: every second, as runsv) and starts the service
+/// once the limit is lifted.
+#[test]
+fn fork_failure_then_recovery() {
+    let Some(cg) = pids_cgroup("fork") else {
+        eprintln!("SKIPPED: no writable pids cgroup");
+        return;
+    };
+    let t = TempDir::new("inj-fork");
+    let sd = t.path().join("a");
+    script(&sd.join("run"), "#!/bin/sh\nexec sleep 1000\n");
+    fs::write(sd.join("down"), "").unwrap();
+    let sup = Sup::start("runit", t.path(), "a");
+    let pid = sup.g.pid();
+    fs::write(cg.join("cgroup.procs"), pid.to_string()).unwrap();
+    fs::write(cg.join("pids.max"), "1").unwrap();
+    assert_eq!(rsvc(t.path(), &["-u", "a"]).0, 0);
+    wait_for(T, "the fork failure reported", || {
+        sup.err()
+            .contains("unable to start run: Try again \u{2014} retrying in 1 s")
+            .then_some(())
+    });
+    // Still answering while forks fail.
+    let (c, out, _) = cmd(t.path(), "sv", &["status", "./a"]);
+    let lifted = Instant::now();
+    fs::write(cg.join("pids.max"), "max").unwrap();
+    let up = wait_up(&sd, None);
+    eprintln!(
+        "up {} ms after the limit was lifted (sv status meanwhile: {c} {out:?})",
+        lifted.elapsed().as_millis()
+    );
+    assert!(lifted.elapsed() < Duration::from_secs(4));
+    assert!(common::alive(up));
+    assert!(!sup.err().contains("panicked"));
+    // Out of the cgroup again, then remove it.
+    let parent = cg.parent().unwrap().join("cgroup.procs");
+    let _ = fs::write(&parent, pid.to_string());
+    let _ = fs::write(&parent, up.to_string());
+    sup.stop();
+    wait_for(T, "cgroup empty", || {
+        fs::read_to_string(cg.join("cgroup.procs"))
+            .ok()
+            .filter(|s| s.trim().is_empty())
+    });
+    fs::remove_dir(&cg).unwrap();
+}
