@@ -2,13 +2,14 @@
 //! scanner's control directory, for clients (`rsvstat`, `s6-rc`, `rsvc`). Rewritten atomically
 //! on every change; absent when the scan directory has no dependency graph.
 //!
-//! Text, one record a line, fields separated by a TAB, lists comma-separated, `-` for none:
+//! Text, one record a line, fields separated by a TAB (shown as `|` here), lists
+//! comma-separated, `-` for none:
 //!
 //! ```text
-//! rsv-graph	1
-//! svc	NAME	TYPE	STATE	WANT	SINCE_MS	LAST	DEPS	WAITING
-//! bundle	NAME	CONTENTS
-//! req	NONCE	CODE	FAILED
+//! rsv-graph|1
+//! svc|NAME|TYPE|STATE|WANT|SINCE_MS|LAST|DEPS|WAITING
+//! bundle|NAME|CONTENTS
+//! req|NONCE|CODE|FAILED
 //! ```
 //!
 //! `LAST` is the last result of a oneshot's `up`/`down` (or a longrun's start): `exit:N`,
