@@ -65,14 +65,14 @@ pub fn parse(line: &str) -> Result<Option<Rule>, String> {
     }))
 }
 
-/// The uid and gid a rule gives, looking names up in the user and group databases.
+/// The uid and gid a rule gives, looking names up in `/etc/passwd` and `/etc/group`.
 pub fn ids(r: &Rule) -> Result<(u32, u32), String> {
-    use nix::unistd::{Group, User};
+    use crate::exec::{lookup_group, lookup_user};
     let fb = r.fallback;
     let (uid, primary) = match r.user.parse::<u32>() {
         Ok(n) => (n, None),
-        Err(_) => match User::from_name(&r.user).ok().flatten() {
-            Some(u) => (u.uid.as_raw(), Some(u.gid.as_raw())),
+        Err(_) => match lookup_user(r.user.as_bytes()) {
+            Some((u, g)) => (u, Some(g)),
             None => match fb {
                 Some((u, _)) => (u, None),
                 None => return Err(format!("unknown user {}", r.user)),
@@ -82,8 +82,8 @@ pub fn ids(r: &Rule) -> Result<(u32, u32), String> {
     let gid = match &r.group {
         Some(g) => match g.parse::<u32>() {
             Ok(n) => n,
-            Err(_) => match Group::from_name(g).ok().flatten() {
-                Some(gr) => gr.gid.as_raw(),
+            Err(_) => match lookup_group(g.as_bytes()) {
+                Some(gid) => gid,
                 None => fb.map(|f| f.1).ok_or(format!("unknown group {g}"))?,
             },
         },
