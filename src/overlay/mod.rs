@@ -461,7 +461,6 @@ fn scan_options(
     );
     o.main_cmd = main_cmd;
     o.bound_ms = cfg.stop_bound_ms(finish_scripts);
-/* ENGINE
     o.up = vec![tree::TOP.to_string()];
     o.up_timeout_ms = (cfg.wait_maxtime_ms > 0).then_some(cfg.wait_maxtime_ms);
     o.on_up_failure = match cfg.on_failure {
@@ -470,7 +469,6 @@ fn scan_options(
         Stage2Failure::Stop => crate::scan::UpFailure::Stop(1),
     };
     o.cmd_signals = cfg.cmd_receive_signals;
-ENGINE */
     o
 }
 
