@@ -30,14 +30,20 @@ fn image(root: &Path, p: &str) {
         fs::write(f, body).unwrap();
     };
     let sh = |rel: &str, body: &str| script(&root.join(rel), &format!("#!/bin/sh\n{body}\n"));
-    sh("etc/cont-init.d/01-first", &format!("echo cont-init 01 >> {log}"));
+    sh(
+        "etc/cont-init.d/01-first",
+        &format!("echo cont-init 01 >> {log}"),
+    );
     sh(
         "etc/cont-init.d/02-second",
         &format!(
             "echo cont-init 02 >> {log}\nprintf %s added > {p}/run/s6/container_environment/ADDED"
         ),
     );
-    sh("etc/cont-finish.d/01-bye", &format!("echo cont-finish >> {log}"));
+    sh(
+        "etc/cont-finish.d/01-bye",
+        &format!("echo cont-finish >> {log}"),
+    );
     // LinuxServer.io's style: a 14-step oneshot chain, `up` one line naming `run` beside it,
     // `user/` without a `type` file.
     for i in 1..=14 {
@@ -56,7 +62,10 @@ fn image(root: &Path, p: &str) {
         } else {
             format!("init-{:02}", i - 1)
         };
-        w(&format!("etc/s6-overlay/s6-rc.d/{n}/dependencies.d/{dep}"), "");
+        w(
+            &format!("etc/s6-overlay/s6-rc.d/{n}/dependencies.d/{dep}"),
+            "",
+        );
         w(&format!("etc/s6-overlay/s6-rc.d/user/contents.d/{n}"), "");
     }
     w(
@@ -67,11 +76,25 @@ fn image(root: &Path, p: &str) {
         "etc/s6-overlay/s6-rc.d/init-14/stop",
         &format!("echo init-14 down >> {log}"),
     );
+    // LinuxServer.io's init-services: an `up` holding only a comment (a no-op).
+    w("etc/s6-overlay/s6-rc.d/init-services/type", "oneshot\n");
+    w(
+        "etc/s6-overlay/s6-rc.d/init-services/up",
+        "# This file doesn't do anything, it just signals that services can start\n",
+    );
+    w(
+        "etc/s6-overlay/s6-rc.d/init-services/dependencies.d/init-14",
+        "",
+    );
+    w("etc/s6-overlay/s6-rc.d/user/contents.d/init-services", "");
     // A longrun that becomes ready (notification-fd) 0.3 s after it starts, and a plain one
     // depending on it.
     w("etc/s6-overlay/s6-rc.d/svc-ready/type", "longrun\n");
     w("etc/s6-overlay/s6-rc.d/svc-ready/notification-fd", "3\n");
-    w("etc/s6-overlay/s6-rc.d/svc-ready/dependencies.d/init-14", "");
+    w(
+        "etc/s6-overlay/s6-rc.d/svc-ready/dependencies.d/init-services",
+        "",
+    );
     sh(
         "etc/s6-overlay/s6-rc.d/svc-ready/run",
         &format!(
@@ -84,7 +107,10 @@ fn image(root: &Path, p: &str) {
         &format!("#!/bin/sh\necho svc-ready finish >> {log}\n"),
     );
     w("etc/s6-overlay/s6-rc.d/svc-plain/type", "longrun\n");
-    w("etc/s6-overlay/s6-rc.d/svc-plain/dependencies.d/svc-ready", "");
+    w(
+        "etc/s6-overlay/s6-rc.d/svc-plain/dependencies.d/svc-ready",
+        "",
+    );
     sh(
         "etc/s6-overlay/s6-rc.d/svc-plain/run",
         &format!("echo svc-plain start >> {log}\nexec sleep 1000"),
@@ -157,14 +183,7 @@ fn in_order(lines: &[String], order: &[&str]) {
 fn start_order(lines: &[String]) {
     let mut order: Vec<String> = vec!["cont-init 01".into(), "cont-init 02".into()];
     order.extend((1..=14).map(|i| format!("init-{i:02}")));
-    order.extend(
-        [
-            "svc-ready start",
-            "svc-ready ready",
-            "svc-plain start",
-        ]
-        .map(String::from),
-    );
+    order.extend(["svc-ready start", "svc-ready ready", "svc-plain start"].map(String::from));
     let o: Vec<&str> = order.iter().map(String::as_str).collect();
     in_order(lines, &o);
     in_order(
@@ -221,9 +240,18 @@ fn chroot_root(t: &TempDir) -> Option<PathBuf> {
         symlink("busybox", root.join("bin").join(a)).unwrap();
     }
     symlink("bin/rsv", root.join("init")).unwrap();
-    for d in ["proc", "tmp", "var", "usr/bin", "usr/local/bin"] {
+    for d in ["proc", "tmp", "var", "dev", "usr/bin", "usr/local/bin"] {
         fs::create_dir_all(root.join(d)).unwrap();
     }
+    // A container always has /dev/null (the scanner gives it to oneshots as stdin).
+    let (code, _, err) = run(
+        Command::new("mknod")
+            .args(["-m", "666"])
+            .arg(root.join("dev/null"))
+            .args(["c", "1", "3"]),
+        T,
+    );
+    assert_eq!(code, 0, "{err}");
     let (code, _, err) = run(
         Command::new("chroot")
             .arg(&root)
@@ -295,7 +323,12 @@ fn an_overlay_image_as_pid_1_in_a_chroot() {
         fs::read_to_string(root.join("run/s6/container_environment/FOO")).unwrap(),
         "bar"
     );
-    assert!(fs::symlink_metadata(root.join("var/run")).unwrap().file_type().is_symlink());
+    assert!(
+        fs::symlink_metadata(root.join("var/run"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
 
     // 2. S6_KEEP_ENV=1 and a code written to the exitcode file: that code wins.
     fs::write(root.join("log"), "").unwrap();
@@ -419,7 +452,10 @@ fn bad_definitions_are_refused_at_start() {
         err.contains("s6-rc.d/base: the name base is s6-overlay's own"),
         "{err}"
     );
-    assert!(err.contains("services.d/app: app is also defined in s6-rc.d"), "{err}");
+    assert!(
+        err.contains("services.d/app: app is also defined in s6-rc.d"),
+        "{err}"
+    );
     let (code, _, err) = run(
         Command::new(bin("rsv"))
             .args(["init", "true"])
@@ -427,7 +463,10 @@ fn bad_definitions_are_refused_at_start() {
         T,
     );
     assert_eq!(code, 100, "{err}");
-    assert!(err.contains("init: fatal: RSV_OVERLAY_ROOT=relative"), "{err}");
+    assert!(
+        err.contains("init: fatal: RSV_OVERLAY_ROOT=relative"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -484,4 +523,31 @@ fn helpers_behave_as_s6_overlays() {
     assert_eq!(pce(&["X"], &[("S6_KEEP_ENV", "1"), ("X", "")]).0, 1);
     let (code, _, err) = run(&mut Command::new(&wc), T);
     assert_eq!(code, 100, "{err}");
+}
+
+#[test]
+fn the_s6_overlay_example_runs_as_its_readme_says() {
+    if !Path::new("/bin/busybox").is_file() || !scan::unshare_ok() {
+        eprintln!("SKIPPED: busybox-static or unshare missing");
+        return;
+    }
+    let ex = Path::new(env!("CARGO_MANIFEST_DIR")).join("servicedirs-examples/s6-overlay");
+    let (code, out, err) = run(
+        Command::new("sh")
+            .arg(ex.join("try.sh"))
+            .args(["/bin/sh", "-c", "echo CMD: the app is up; sleep 1"])
+            .env("RSV", bin("rsv")),
+        T,
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    let readme = fs::read_to_string(ex.join("README.md")).unwrap();
+    let expected: Vec<&str> = readme
+        .split("```\n")
+        .nth(3)
+        .expect("the expected output block")
+        .lines()
+        .collect();
+    let lines: Vec<String> = out.lines().map(str::to_string).collect();
+    assert_eq!(lines.len(), expected.len(), "{out}\n{err}");
+    in_order(&lines, &expected);
 }

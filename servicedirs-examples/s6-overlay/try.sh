@@ -12,7 +12,8 @@ test -x "$busybox" || { echo "try.sh: busybox-static is needed" >&2; exit 100; }
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 root=$tmp/root
-mkdir -p "$root/bin" "$root/usr/bin" "$root/proc" "$root/run" "$root/tmp" "$root/var"
+mkdir -p "$root/bin" "$root/usr/bin" "$root/proc" "$root/run" "$root/tmp" "$root/var" "$root/dev"
+mknod -m 666 "$root/dev/null" c 1 3
 cp "$rsv" "$root/bin/rsv"
 cp "$busybox" "$root/bin/busybox"
 for a in sh sleep cat echo mkdir; do ln -s busybox "$root/bin/$a"; done

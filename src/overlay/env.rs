@@ -138,10 +138,7 @@ fn prog_of(args: &[OsString], default: &str) -> String {
 pub fn with_contenv_main(args: &[OsString]) -> i32 {
     let prog = prog_of(args, "with-contenv");
     let Some((cmd, rest)) = args.get(1..).and_then(|a| a.split_first()) else {
-        let _ = writeln!(
-            io::stderr(),
-            "{prog}: usage: {prog} prog [ args... ]"
-        );
+        let _ = writeln!(io::stderr(), "{prog}: usage: {prog} prog [ args... ]");
         return EXIT_USAGE;
     };
     let mut c = Command::new(cmd);

@@ -417,6 +417,7 @@ pub fn run(prog: &str, cmd: Vec<OsString>) -> i32 {
         cont_init: step("cont-init"),
         cont_finish: step("cont-finish"),
         legacy_up: step("legacy-services"),
+        nothing: step("nothing"),
     };
     let entries = match tree::plan(&src, &lines) {
         Ok(e) => e,
@@ -427,7 +428,7 @@ pub fn run(prog: &str, cmd: Vec<OsString>) -> i32 {
             return EXIT_USAGE;
         }
     };
-    if let Err(e) = tree::build(&l.scan(), &entries) {
+    if let Err(e) = tree::build(&l.scan(), &entries, &lines.nothing) {
         return fatal(prog, EXIT_SYS, &e);
     }
 
@@ -454,11 +455,8 @@ fn scan_options(
     main_cmd: Option<Vec<OsString>>,
     finish_scripts: usize,
 ) -> crate::scan::Options {
-    let mut o = crate::scan::Options::new(
-        prog,
-        crate::machine::Mode::S6,
-        &l.scan().to_string_lossy(),
-    );
+    let mut o =
+        crate::scan::Options::new(prog, crate::machine::Mode::S6, &l.scan().to_string_lossy());
     o.main_cmd = main_cmd;
     o.bound_ms = cfg.stop_bound_ms(finish_scripts);
     o.up = vec![tree::TOP.to_string()];

@@ -7,7 +7,8 @@
 //! - `cont-finish`: every entry of `/etc/cont-finish.d` in byte order, each bounded by
 //!   `S6_KILL_FINISH_MAXTIME` (then SIGKILLed); always exits 0.
 //! - `fix-attrs`: `/etc/fix-attrs.d` (deprecated by s6-overlay): see [`super::fixattrs`].
-//! - `legacy-services`: nothing (the oneshot only orders `user2` after `/etc/services.d`).
+//! - `legacy-services`: nothing (the oneshot only orders `user2` after `/etc/services.d`);
+//!   `nothing`: the same, for copied `up`/`down` files holding no command.
 //! - `halt`: asks the scanner for the orderly stop (`/run/s6/basedir/bin/halt`).
 //!
 //! The settings come from the saved container environment, as s6-overlay's scripts read them
@@ -138,8 +139,8 @@ fn cont_init(run: &Path, root: &Path) -> i32 {
 
 fn cont_finish(run: &Path, root: &Path) -> i32 {
     let cfg = saved_config(run);
-    let bound = (cfg.kill_finish_maxtime_ms > 0)
-        .then(|| Duration::from_millis(cfg.kill_finish_maxtime_ms));
+    let bound =
+        (cfg.kill_finish_maxtime_ms > 0).then(|| Duration::from_millis(cfg.kill_finish_maxtime_ms));
     for p in scripts(&etc_dir(root, &cfg).join("cont-finish.d")) {
         let code = run_one("cont-finish", &p, bound);
         if cfg.shows(2) {
@@ -154,7 +155,7 @@ pub fn main(args: &[OsString]) -> i32 {
     let usage = || {
         let _ = writeln!(
             io::stderr(),
-            "{STEP}: usage: {STEP} cont-init|cont-finish|fix-attrs|legacy-services|halt run root"
+            "{STEP}: usage: {STEP} cont-init|cont-finish|fix-attrs|legacy-services|nothing|halt run root"
         );
         EXIT_USAGE
     };
@@ -166,7 +167,7 @@ pub fn main(args: &[OsString]) -> i32 {
         Some("cont-init") => cont_init(run, root),
         Some("cont-finish") => cont_finish(run, root),
         Some("fix-attrs") => super::fixattrs::step(run, root),
-        Some("legacy-services") => 0,
+        Some("legacy-services") | Some("nothing") => 0,
         Some("halt") => {
             let scan = run.join(super::SCAN);
             crate::scan::control("halt", &scan.to_string_lossy(), b"t")

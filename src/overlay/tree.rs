@@ -51,6 +51,8 @@ pub struct Lines {
     pub cont_init: String,
     pub cont_finish: String,
     pub legacy_up: String,
+    /// A command that does nothing (for `up`/`down` files holding no command line).
+    pub nothing: String,
 }
 
 /// One entry of the scan directory.
@@ -224,15 +226,23 @@ fn bundle_contents(dir: &Path) -> io::Result<Vec<String>> {
 /// directory holding `services.d`. Errors name the path.
 pub fn read_sources(profile: &Path, bundledir: &Path, etc: &Path) -> Result<Sources, String> {
     let fail = |p: &Path, e: io::Error| {
-        format!("unable to read {}: {}", p.display(), crate::svdir::errtext(&e))
+        format!(
+            "unable to read {}: {}",
+            p.display(),
+            crate::svdir::errtext(&e)
+        )
     };
     let rc = profile.join("s6-rc.d");
     let mut src = Sources::default();
     let bundles_from = |d: &Path, src: &mut Sources| -> Result<(), String> {
         for (n, p) in subdirs(d).map_err(|e| fail(d, e))? {
             match n.as_str() {
-                USER => src.user.extend(bundle_contents(&p).map_err(|e| fail(&p, e))?),
-                USER2 => src.user2.extend(bundle_contents(&p).map_err(|e| fail(&p, e))?),
+                USER => src
+                    .user
+                    .extend(bundle_contents(&p).map_err(|e| fail(&p, e))?),
+                USER2 => src
+                    .user2
+                    .extend(bundle_contents(&p).map_err(|e| fail(&p, e))?),
                 _ => src.defs.push((n, p)),
             }
         }
@@ -300,8 +310,31 @@ fn make_executable(p: &Path) -> io::Result<()> {
     }
 }
 
+/// Does a oneshot script hold no command (empty, or comments only)? `execlineb -P` runs such
+/// a file as a successful no-op (LinuxServer.io's `init-services/up` is one).
+pub fn no_command(text: &str) -> bool {
+    text.lines()
+        .map(str::trim)
+        .all(|l| l.is_empty() || l.starts_with('#'))
+}
+
+/// In a copied oneshot, replaces an `up`/`down` holding no command by `nothing`, so that it
+/// runs (as a no-op) without execline too.
+fn fill_empty_scripts(dir: &Path, nothing: &str) -> io::Result<()> {
+    for f in ["up", "down"] {
+        match fs::read_to_string(dir.join(f)) {
+            Ok(t) if no_command(&t) => fs::write(dir.join(f), format!("{nothing}\n"))?,
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 /// Writes the entries into `scan` (an existing, empty directory). Errors name the path.
-pub fn build(scan: &Path, entries: &[Entry]) -> Result<(), String> {
+pub fn build(scan: &Path, entries: &[Entry], nothing: &str) -> Result<(), String> {
     for en in entries {
         let dir = scan.join(en.name());
         let r = (|| -> io::Result<()> {
@@ -310,6 +343,11 @@ pub fn build(scan: &Path, entries: &[Entry]) -> Result<(), String> {
                     copy_tree(from, &dir)?;
                     for f in ["run", "finish"] {
                         make_executable(&dir.join(f))?;
+                    }
+                    let oneshot =
+                        fs::read_to_string(dir.join("type")).is_ok_and(|t| t.trim() == "oneshot");
+                    if oneshot {
+                        fill_empty_scripts(&dir, nothing)?;
                     }
                     if !add_deps.is_empty() {
                         touch_all(&dir.join("dependencies.d"), add_deps)?;
@@ -357,6 +395,7 @@ mod tests {
             cont_init: "I".into(),
             cont_finish: "X".into(),
             legacy_up: "L".into(),
+            nothing: "N".into(),
         }
     }
 
@@ -367,7 +406,10 @@ mod tests {
     #[test]
     fn the_overlay_layout() {
         let src = Sources {
-            defs: vec![("db".into(), "/s/db".into()), ("app".into(), "/s/app".into())],
+            defs: vec![
+                ("db".into(), "/s/db".into()),
+                ("app".into(), "/s/app".into()),
+            ],
             user: vec!["app".into(), "db".into()],
             user2: vec![],
             legacy: vec![("cron".into(), "/sd/cron".into())],
@@ -417,13 +459,23 @@ mod tests {
     }
 
     #[test]
+    fn comment_only_scripts() {
+        assert!(no_command(""));
+        assert!(no_command("# This file doesn't do anything\n\n"));
+        assert!(!no_command("# x\n/etc/x/run\n"));
+    }
+
+    #[test]
     fn clashes_are_refused() {
         let src = Sources {
             defs: vec![
                 ("base".into(), "/s/base".into()),
                 ("a".into(), "/s/a".into()),
             ],
-            legacy: vec![("a".into(), "/sd/a".into()), ("top".into(), "/sd/top".into())],
+            legacy: vec![
+                ("a".into(), "/sd/a".into()),
+                ("top".into(), "/sd/top".into()),
+            ],
             ..Default::default()
         };
         let e = plan(&src, &lines()).unwrap_err();
@@ -450,7 +502,10 @@ mod tests {
         assert_eq!(s.defs, vec![("a".to_string(), rc.join("a"))]);
         assert_eq!(s.user, vec!["a".to_string()]);
         assert!(s.user2.is_empty());
-        assert_eq!(s.legacy, vec![("old".to_string(), t.join("etc/services.d/old"))]);
+        assert_eq!(
+            s.legacy,
+            vec![("old".to_string(), t.join("etc/services.d/old"))]
+        );
         // Without s6-rc.d/user, the bundles come from user-bundles.d (type file ignored).
         fs::remove_dir_all(rc.join("user")).unwrap();
         fs::write(prof.join("user-bundles.d/user/contents"), "x\n# c\n\n").unwrap();
