@@ -312,13 +312,20 @@ fn non_root_with_a_root_owned_run_works() {
     let cmd = format!(
         "echo cmd $(id -u) >> {log}; with-contenv sh -c 'echo contenv FOO=$FOO' >> {log}; exit 3"
     );
+    // The runtime directory is named (RSV_RUNDIR) so that parallel runs of this test do not
+    // share /tmp/rsv-65534.
+    let rt = root.join("rt");
+    fs::create_dir(&rt).unwrap();
+    std::os::unix::fs::chown(&rt, Some(65534), Some(65534)).unwrap();
+    let rts = rt.display().to_string();
     let mut c = init_cmd(root, &[("FOO", "bar")], &["/bin/sh", "-c", &cmd], true);
+    c.env("RSV_RUNDIR", &rt);
     let (code, _, err) = run(&mut c, T);
-    let alt = Path::new("/tmp/rsv-65534/s6-overlay");
-    let _ = fs::remove_dir_all(alt);
     assert_eq!(code, 3, "{err}\n{:?}", lines(&log));
     assert!(
-        err.contains("is not writable by uid 65534: using /tmp/rsv-65534/s6-overlay instead"),
+        err.contains(&format!(
+            "is not writable by uid 65534: using {rts}/s6-overlay instead"
+        )),
         "{err}"
     );
     assert!(
