@@ -145,7 +145,7 @@ pub fn dispatch_self(args: &[OsString]) -> i32 {
     match first.as_str() {
         "--list" => {
             let mut out = io::stdout().lock();
-            for (n, _, _) in NAMES {
+            for (n, _, _) in NAMES.iter().filter(|(n, _, _)| *n != crate::overlay::STEP) {
                 let _ = writeln!(out, "{n}");
             }
             0

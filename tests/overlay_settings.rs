@@ -334,3 +334,24 @@ fn non_root_with_a_root_owned_run_works() {
     );
     assert!(has(&log, "app start") && has(&log, "cont-finish"), "{err}");
 }
+
+#[test]
+fn a_service_halts_the_container_with_its_exit_code() {
+    if !scan::unshare_ok() {
+        return;
+    }
+    // s6-overlay's pattern: a supervised service writes the container's exit code and runs
+    // /run/s6/basedir/bin/halt; no CMD.
+    let t = TempDir::new("ovs-halt");
+    let root = t.path();
+    let log = small_image(root);
+    script(
+        &root.join("etc/services.d/quitter/run"),
+        &format!(
+            "#!/bin/sh\necho 9 > \"$RSV_OVERLAY_RUN\"/s6-linux-init-container-results/exitcode\nexec \"$RSV_OVERLAY_RUN\"/s6/basedir/bin/halt\n"
+        ),
+    );
+    let (code, err, _) = run_init(root, &[], &[]);
+    assert_eq!(code, 9, "{err}");
+    assert!(has(&log, "app finish") && has(&log, "cont-finish"), "{err}");
+}
