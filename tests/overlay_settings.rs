@@ -347,9 +347,7 @@ fn a_service_halts_the_container_with_its_exit_code() {
     let log = small_image(root);
     script(
         &root.join("etc/services.d/quitter/run"),
-        &format!(
-            "#!/bin/sh\necho 9 > \"$RSV_OVERLAY_RUN\"/s6-linux-init-container-results/exitcode\nexec \"$RSV_OVERLAY_RUN\"/s6/basedir/bin/halt\n"
-        ),
+        "#!/bin/sh\necho 9 > \"$RSV_OVERLAY_RUN\"/s6-linux-init-container-results/exitcode\nexec \"$RSV_OVERLAY_RUN\"/s6/basedir/bin/halt\n",
     );
     let (code, err, _) = run_init(root, &[], &[]);
     assert_eq!(code, 9, "{err}");
