@@ -353,3 +353,44 @@ fn a_service_halts_the_container_with_its_exit_code() {
     assert_eq!(code, 9, "{err}");
     assert!(has(&log, "app finish") && has(&log, "cont-finish"), "{err}");
 }
+
+#[test]
+fn an_s6_rc_pipeline_of_two_is_a_logged_service() {
+    if !scan::unshare_ok() {
+        return;
+    }
+    let t = TempDir::new("ovs-pipe");
+    let root = t.path();
+    let log = small_image(root);
+    let rc = root.join("etc/s6-overlay/s6-rc.d");
+    let talker = rc.join("talker");
+    fs::create_dir_all(talker.join("dependencies.d")).unwrap();
+    fs::write(talker.join("type"), "longrun\n").unwrap();
+    fs::write(talker.join("producer-for"), "talker-log\n").unwrap();
+    script(
+        &talker.join("run"),
+        "#!/bin/sh\necho hello\nexec sleep 1000\n",
+    );
+    let tl = rc.join("talker-log");
+    fs::create_dir_all(tl.join("dependencies.d")).unwrap();
+    fs::write(tl.join("type"), "longrun\n").unwrap();
+    fs::write(tl.join("consumer-for"), "talker\n").unwrap();
+    fs::write(tl.join("pipeline-name"), "talker-pipeline\n").unwrap();
+    fs::write(tl.join("dependencies.d/base"), "").unwrap();
+    script(
+        &tl.join("run"),
+        &format!("#!/bin/sh\nwhile read l; do echo \"logged: $l\" >> {log}; done\n"),
+    );
+    fs::write(rc.join("user/contents.d/talker-pipeline"), "").unwrap();
+    let (code, err, _) = run_init(
+        root,
+        &[],
+        &[
+            "/bin/sh",
+            "-c",
+            &format!("while ! grep -q logged {log}; do sleep 0.05; done"),
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(has(&log, "logged: hello"), "{err}");
+}

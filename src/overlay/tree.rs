@@ -13,6 +13,12 @@
 //!   (depending on `base` and `user`), the oneshot `legacy-services` (depending on them all:
 //!   what `user2` services name to start after them) and the bundle `top` of everything.
 //!
+//! s6-rc's pipelines of two (a producer with `producer-for LOGGER`, the logger with
+//! `consumer-for PRODUCER`) become runit-style logged services: the logger's definition is
+//! copied into the producer's `log/` (its dependencies added to the producer's), and the
+//! logger's name (and `pipeline-name`) become bundles of the producer. Longer pipelines and a
+//! logger shared by several producers are refused at start.
+//!
 //! [`plan`] decides (pure, unit-tested); [`build`] writes.
 
 use std::collections::BTreeSet;
@@ -42,6 +48,19 @@ pub struct Sources {
     pub user2: Vec<String>,
     /// `/etc/services.d` longruns: name and directory.
     pub legacy: Vec<(String, PathBuf)>,
+    /// The pipeline files of the definitions that have any.
+    pub pipes: Vec<PipeFiles>,
+}
+
+/// What one definition says about pipelines.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PipeFiles {
+    pub name: String,
+    pub producer_for: Option<String>,
+    pub consumer_for: Vec<String>,
+    pub pipeline_name: Option<String>,
+    /// Its dependencies (`dependencies.d/` and `dependencies`).
+    pub deps: Vec<String>,
 }
 
 /// The one-line scripts of s6-overlay's own oneshots.
@@ -58,11 +77,13 @@ pub struct Lines {
 /// One entry of the scan directory.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Entry {
-    /// A copy of a definition directory, with extra dependencies.
+    /// A copy of a definition directory, with extra dependencies and, for the producer of a
+    /// pipeline, its logger's definition copied as `log/`.
     Copy {
         name: String,
         from: PathBuf,
         add_deps: Vec<String>,
+        log: Option<PathBuf>,
     },
     Bundle {
         name: String,
@@ -113,15 +134,70 @@ pub fn plan(src: &Sources, lines: &Lines) -> Result<Vec<Entry>, Vec<String>> {
             ));
         }
     }
+    // Pipelines: producer -> (logger name, logger's deps); loggers -> producer.
+    let pf = |n: &str| src.pipes.iter().find(|p| p.name == n);
+    let mut logged: Vec<(String, String)> = Vec::new();
+    for p in &src.pipes {
+        let Some(c) = &p.producer_for else {
+            continue;
+        };
+        match pf(c) {
+            Some(cf) if cf.consumer_for.iter().any(|x| *x == p.name) => {
+                if cf.producer_for.is_some() || !p.consumer_for.is_empty() {
+                    errors.push(format!(
+                        "{} -> {c}: pipelines longer than a service and its logger are not supported",
+                        p.name
+                    ));
+                } else if cf.consumer_for.len() > 1 {
+                    errors.push(format!(
+                        "{c}: a logger for several services ({}) is not supported",
+                        cf.consumer_for.join(", ")
+                    ));
+                } else {
+                    logged.push((p.name.clone(), c.clone()));
+                }
+            }
+            _ => errors.push(format!(
+                "{}: producer-for names {c}, which does not declare consumer-for {}",
+                p.name, p.name
+            )),
+        }
+    }
     if !errors.is_empty() {
         return Err(errors);
     }
     let mut out = Vec::new();
     for (name, from) in &src.defs {
+        if let Some((prod, _)) = logged.iter().find(|(_, c)| c == name) {
+            out.push(Entry::Bundle {
+                name: name.clone(),
+                contents: vec![prod.clone()],
+            });
+            if let Some(pn) = pf(name).and_then(|c| c.pipeline_name.clone()) {
+                out.push(Entry::Bundle {
+                    name: pn,
+                    contents: vec![prod.clone()],
+                });
+            }
+            continue;
+        }
+        let (add_deps, log) = match logged.iter().find(|(p, _)| p == name) {
+            Some((_, c)) => (
+                pf(c)
+                    .map(|cf| cf.deps.iter().filter(|d| *d != name).cloned().collect())
+                    .unwrap_or_default(),
+                src.defs
+                    .iter()
+                    .find(|(n, _)| n == c)
+                    .map(|(_, p)| p.clone()),
+            ),
+            None => (Vec::new(), None),
+        };
         out.push(Entry::Copy {
             name: name.clone(),
             from: from.clone(),
-            add_deps: Vec::new(),
+            add_deps,
+            log,
         });
     }
     out.push(Entry::Bundle {
@@ -154,6 +230,7 @@ pub fn plan(src: &Sources, lines: &Lines) -> Result<Vec<Entry>, Vec<String>> {
             name: name.clone(),
             from: from.clone(),
             add_deps: vec![BASE.into(), USER.into()],
+            log: None,
         });
         legacy_deps.push(name.clone());
     }
@@ -258,7 +335,45 @@ pub fn read_sources(profile: &Path, bundledir: &Path, etc: &Path) -> Result<Sour
     }
     let sd = etc.join("services.d");
     src.legacy = subdirs(&sd).map_err(|e| fail(&sd, e))?;
+    for (n, p) in &src.defs {
+        let pf = pipe_files(n, p).map_err(|e| fail(p, e))?;
+        if pf.producer_for.is_some() || !pf.consumer_for.is_empty() {
+            src.pipes.push(pf);
+        }
+    }
     Ok(src)
+}
+
+/// The words of a file (one name a line; blank lines and `#` comments skipped); an absent
+/// file has none.
+fn words_of(p: &Path) -> io::Result<Vec<String>> {
+    match fs::read_to_string(p) {
+        Ok(s) => Ok(s
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .map(str::to_string)
+            .collect()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(e),
+    }
+}
+
+/// The pipeline files of definition `name` in `dir`, with its dependencies.
+fn pipe_files(name: &str, dir: &Path) -> io::Result<PipeFiles> {
+    let mut deps = match names_in(&dir.join("dependencies.d")) {
+        Ok(v) => v,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(e),
+    };
+    deps.extend(words_of(&dir.join("dependencies"))?);
+    Ok(PipeFiles {
+        name: name.to_string(),
+        producer_for: words_of(&dir.join("producer-for"))?.into_iter().next(),
+        consumer_for: words_of(&dir.join("consumer-for"))?,
+        pipeline_name: words_of(&dir.join("pipeline-name"))?.into_iter().next(),
+        deps,
+    })
 }
 
 /// Copies `from` into `to` (created), recursively: files with their modes, symbolic links
@@ -339,8 +454,24 @@ pub fn build(scan: &Path, entries: &[Entry], nothing: &str) -> Result<(), String
         let dir = scan.join(en.name());
         let r = (|| -> io::Result<()> {
             match en {
-                Entry::Copy { from, add_deps, .. } => {
+                Entry::Copy {
+                    from,
+                    add_deps,
+                    log,
+                    ..
+                } => {
                     copy_tree(from, &dir)?;
+                    if let Some(l) = log {
+                        let ld = dir.join("log");
+                        copy_tree(l, &ld)?;
+                        for f in ["type", "consumer-for", "pipeline-name", "dependencies"] {
+                            let _ = fs::remove_file(ld.join(f));
+                        }
+                        let _ = fs::remove_dir_all(ld.join("dependencies.d"));
+                        for f in ["run", "finish"] {
+                            make_executable(&ld.join(f))?;
+                        }
+                    }
                     for f in ["run", "finish"] {
                         make_executable(&dir.join(f))?;
                     }
@@ -413,6 +544,7 @@ mod tests {
             user: vec!["app".into(), "db".into()],
             user2: vec![],
             legacy: vec![("cron".into(), "/sd/cron".into())],
+            pipes: vec![],
         };
         let v = plan(&src, &lines()).unwrap();
         assert_eq!(
@@ -420,7 +552,8 @@ mod tests {
             &Entry::Copy {
                 name: "cron".into(),
                 from: "/sd/cron".into(),
-                add_deps: vec!["base".into(), "user".into()]
+                add_deps: vec!["base".into(), "user".into()],
+                log: None,
             }
         );
         assert_eq!(
@@ -456,6 +589,56 @@ mod tests {
             }
         );
         assert!(matches!(find(&v, USER2), Entry::Bundle { contents, .. } if contents.is_empty()));
+    }
+
+    #[test]
+    fn a_pipeline_of_two_becomes_a_logged_service() {
+        let pipe = |n: &str, p: Option<&str>, c: &[&str], pn: Option<&str>, d: &[&str]| PipeFiles {
+            name: n.into(),
+            producer_for: p.map(String::from),
+            consumer_for: c.iter().map(|s| s.to_string()).collect(),
+            pipeline_name: pn.map(String::from),
+            deps: d.iter().map(|s| s.to_string()).collect(),
+        };
+        let mut src = Sources {
+            defs: vec![
+                ("app".into(), "/s/app".into()),
+                ("app-log".into(), "/s/app-log".into()),
+                ("prep".into(), "/s/prep".into()),
+            ],
+            pipes: vec![
+                pipe("app", Some("app-log"), &[], None, &["base"]),
+                pipe("app-log", None, &["app"], Some("app-pipeline"), &["prep"]),
+            ],
+            ..Default::default()
+        };
+        let v = plan(&src, &lines()).unwrap();
+        assert_eq!(
+            find(&v, "app"),
+            &Entry::Copy {
+                name: "app".into(),
+                from: "/s/app".into(),
+                add_deps: vec!["prep".into()],
+                log: Some("/s/app-log".into()),
+            }
+        );
+        for b in ["app-log", "app-pipeline"] {
+            assert_eq!(
+                find(&v, b),
+                &Entry::Bundle {
+                    name: b.into(),
+                    contents: vec!["app".into()]
+                }
+            );
+        }
+        // A chain of three, and a producer-for without the matching consumer-for.
+        src.pipes[1].producer_for = Some("prep".into());
+        src.pipes.push(pipe("prep", None, &["app-log"], None, &[]));
+        let e = plan(&src, &lines()).unwrap_err();
+        assert!(e[0].contains("pipelines longer than"), "{e:?}");
+        src.pipes = vec![pipe("app", Some("prep"), &[], None, &[])];
+        let e = plan(&src, &lines()).unwrap_err();
+        assert!(e[0].contains("does not declare consumer-for app"), "{e:?}");
     }
 
     #[test]
