@@ -142,7 +142,7 @@ pub fn plan(src: &Sources, lines: &Lines) -> Result<Vec<Entry>, Vec<String>> {
             continue;
         };
         match pf(c) {
-            Some(cf) if cf.consumer_for.iter().any(|x| *x == p.name) => {
+            Some(cf) if cf.consumer_for.contains(&p.name) => {
                 if cf.producer_for.is_some() || !p.consumer_for.is_empty() {
                     errors.push(format!(
                         "{} -> {c}: pipelines longer than a service and its logger are not supported",
