@@ -404,6 +404,44 @@ exit 3";
 }
 
 #[test]
+fn s6_read_only_root_mounts_a_tmpfs_on_an_unwritable_run() {
+    let t = TempDir::new("ov-rotmpfs");
+    let Some(root) = chroot_root(&t) else {
+        return;
+    };
+    let errf = t.path().join("err");
+    let cmd = "echo cmd start >> /log
+with-contenv sh -c 'echo \"contenv FOO=$FOO ADDED=$ADDED\"' >> /log
+exit 3";
+    let mut c = Command::new("unshare");
+    c.args(["--mount", "--pid", "--fork", "--kill-child"])
+        .arg(format!("--mount-proc={}", root.join("proc").display()))
+        .arg("sh")
+        .arg("-c")
+        .arg(format!(
+            "mount --bind -o ro {r}/run {r}/run && exec chroot {r} /init /bin/sh -c \"$0\"",
+            r = root.display()
+        ))
+        .arg(cmd)
+        .env("FOO", "bar")
+        .env("S6_READ_ONLY_ROOT", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(fs::File::create(&errf).unwrap());
+    let mut g = Guard::spawn(&mut c);
+    let st = g.wait_exit(T);
+    let err = fs::read_to_string(&errf).unwrap_or_default();
+    let lines = log_lines(&root);
+    assert_eq!(st.code(), Some(3), "{err}\n{}", lines.join("\n"));
+    assert!(!err.contains("not writable"), "{err}");
+    at(&lines, "contenv FOO=bar ADDED=added");
+    start_order(&lines);
+    stop_order(&lines);
+    // The tmpfs was the namespace's: nothing was written to the (read-only) directory.
+    assert!(fs::read_dir(root.join("run")).unwrap().next().is_none());
+}
+
+#[test]
 fn rsvscan_overlay_in_a_temporary_root() {
     // No chroot: RSV_OVERLAY_ROOT plays the part of /, scripts name the temp root.
     let t = TempDir::new("ov-root");

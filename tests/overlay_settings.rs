@@ -394,3 +394,43 @@ fn an_s6_rc_pipeline_of_two_is_a_logged_service() {
     assert_eq!(code, 0, "{err}");
     assert!(has(&log, "logged: hello"), "{err}");
 }
+
+#[test]
+fn fix_attrs_sets_owners_and_modes() {
+    if !scan::unshare_ok() || !nix::unistd::geteuid().is_root() {
+        eprintln!("SKIPPED: needs root and unshare");
+        return;
+    }
+    use std::os::unix::fs::MetadataExt;
+    let t = TempDir::new("ovs-fixattrs");
+    let root = t.path();
+    small_image(root);
+    let d = root.join("var/lib/fixed");
+    fs::create_dir_all(d.join("sub")).unwrap();
+    fs::write(d.join("sub/file"), "x").unwrap();
+    fs::write(d.join(".hidden"), "x").unwrap();
+    let fa = root.join("etc/fix-attrs.d");
+    fs::create_dir_all(&fa).unwrap();
+    fs::write(
+        fa.join("01-data"),
+        "# data dir\n/var/lib/fixed true nosuchuser:nosuchgroup,1234:5678 0600 0750\n",
+    )
+    .unwrap();
+    let (code, err, _) = run_init(root, &[], &["true"]);
+    assert_eq!(code, 0, "{err}");
+    for (p, mode) in [
+        (d.clone(), 0o750),
+        (d.join("sub"), 0o750),
+        (d.join("sub/file"), 0o600),
+    ] {
+        let m = fs::metadata(&p).unwrap();
+        assert_eq!(
+            (m.uid(), m.gid(), m.mode() & 0o7777),
+            (1234, 5678, mode),
+            "{p:?}"
+        );
+    }
+    // Dot entries are left alone without S6_FIX_ATTRS_HIDDEN.
+    assert_eq!(fs::metadata(d.join(".hidden")).unwrap().uid(), 0);
+    assert!(err.contains("fix-attrs.d is deprecated"), "{err}");
+}
