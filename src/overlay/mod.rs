@@ -417,7 +417,6 @@ pub fn run(prog: &str, cmd: Vec<OsString>) -> i32 {
         cont_init: step("cont-init"),
         cont_finish: step("cont-finish"),
         legacy_up: step("legacy-services"),
-        nothing: step("nothing"),
     };
     let entries = match tree::plan(&src, &lines) {
         Ok(e) => e,
@@ -428,7 +427,7 @@ pub fn run(prog: &str, cmd: Vec<OsString>) -> i32 {
             return EXIT_USAGE;
         }
     };
-    if let Err(e) = tree::build(&l.scan(), &entries, &lines.nothing) {
+    if let Err(e) = tree::build(&l.scan(), &entries) {
         return fatal(prog, EXIT_SYS, &e);
     }
 

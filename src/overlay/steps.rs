@@ -7,8 +7,7 @@
 //! - `cont-finish`: every entry of `/etc/cont-finish.d` in byte order, each bounded by
 //!   `S6_KILL_FINISH_MAXTIME` (then SIGKILLed); always exits 0.
 //! - `fix-attrs`: `/etc/fix-attrs.d` (deprecated by s6-overlay): see [`super::fixattrs`].
-//! - `legacy-services`: nothing (the oneshot only orders `user2` after `/etc/services.d`);
-//!   `nothing`: the same, for copied `up`/`down` files holding no command.
+//! - `legacy-services`: nothing (the oneshot only orders `user2` after `/etc/services.d`).
 //! - `halt`: asks the scanner for the orderly stop (`/run/s6/basedir/bin/halt`).
 //!
 //! The settings come from the saved container environment, as s6-overlay's scripts read them
@@ -155,7 +154,7 @@ pub fn main(args: &[OsString]) -> i32 {
     let usage = || {
         let _ = writeln!(
             io::stderr(),
-            "{STEP}: usage: {STEP} cont-init|cont-finish|fix-attrs|legacy-services|nothing|halt run root"
+            "{STEP}: usage: {STEP} cont-init|cont-finish|fix-attrs|legacy-services|halt run root"
         );
         EXIT_USAGE
     };
@@ -167,7 +166,7 @@ pub fn main(args: &[OsString]) -> i32 {
         Some("cont-init") => cont_init(run, root),
         Some("cont-finish") => cont_finish(run, root),
         Some("fix-attrs") => super::fixattrs::step(run, root),
-        Some("legacy-services") | Some("nothing") => 0,
+        Some("legacy-services") => 0,
         Some("halt") => {
             let scan = run.join(super::SCAN);
             crate::scan::control("halt", &scan.to_string_lossy(), b"t")

@@ -70,8 +70,6 @@ pub struct Lines {
     pub cont_init: String,
     pub cont_finish: String,
     pub legacy_up: String,
-    /// A command that does nothing (for `up`/`down` files holding no command line).
-    pub nothing: String,
 }
 
 /// One entry of the scan directory.
@@ -425,31 +423,8 @@ fn make_executable(p: &Path) -> io::Result<()> {
     }
 }
 
-/// Does a oneshot script hold no command (empty, or comments only)? `execlineb -P` runs such
-/// a file as a successful no-op (LinuxServer.io's `init-services/up` is one).
-pub fn no_command(text: &str) -> bool {
-    text.lines()
-        .map(str::trim)
-        .all(|l| l.is_empty() || l.starts_with('#'))
-}
-
-/// In a copied oneshot, replaces an `up`/`down` holding no command by `nothing`, so that it
-/// runs (as a no-op) without execline too.
-fn fill_empty_scripts(dir: &Path, nothing: &str) -> io::Result<()> {
-    for f in ["up", "down"] {
-        match fs::read_to_string(dir.join(f)) {
-            Ok(t) if no_command(&t) => fs::write(dir.join(f), format!("{nothing}\n"))?,
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) if e.kind() == io::ErrorKind::InvalidData => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
-}
-
 /// Writes the entries into `scan` (an existing, empty directory). Errors name the path.
-pub fn build(scan: &Path, entries: &[Entry], nothing: &str) -> Result<(), String> {
+pub fn build(scan: &Path, entries: &[Entry]) -> Result<(), String> {
     for en in entries {
         let dir = scan.join(en.name());
         let r = (|| -> io::Result<()> {
@@ -474,11 +449,6 @@ pub fn build(scan: &Path, entries: &[Entry], nothing: &str) -> Result<(), String
                     }
                     for f in ["run", "finish"] {
                         make_executable(&dir.join(f))?;
-                    }
-                    let oneshot =
-                        fs::read_to_string(dir.join("type")).is_ok_and(|t| t.trim() == "oneshot");
-                    if oneshot {
-                        fill_empty_scripts(&dir, nothing)?;
                     }
                     if !add_deps.is_empty() {
                         touch_all(&dir.join("dependencies.d"), add_deps)?;
@@ -526,7 +496,6 @@ mod tests {
             cont_init: "I".into(),
             cont_finish: "X".into(),
             legacy_up: "L".into(),
-            nothing: "N".into(),
         }
     }
 
@@ -639,13 +608,6 @@ mod tests {
         src.pipes = vec![pipe("app", Some("prep"), &[], None, &[])];
         let e = plan(&src, &lines()).unwrap_err();
         assert!(e[0].contains("does not declare consumer-for app"), "{e:?}");
-    }
-
-    #[test]
-    fn comment_only_scripts() {
-        assert!(no_command(""));
-        assert!(no_command("# This file doesn't do anything\n\n"));
-        assert!(!no_command("# x\n/etc/x/run\n"));
     }
 
     #[test]
