@@ -434,3 +434,43 @@ fn fix_attrs_sets_owners_and_modes() {
     assert_eq!(fs::metadata(d.join(".hidden")).unwrap().uid(), 0);
     assert!(err.contains("fix-attrs.d is deprecated"), "{err}");
 }
+
+#[test]
+fn s6_logging_catches_everything_but_cmd_with_1_and_everything_with_2() {
+    if !scan::unshare_ok() {
+        return;
+    }
+    let t = TempDir::new("ovs-logging");
+    let root = t.path();
+    small_image(root);
+    script(
+        &root.join("etc/cont-init.d/02-talk"),
+        "#!/bin/sh\necho cont-init speaking\necho cont-init on stderr >&2\n",
+    );
+    let current = root.join("run/uncaught-logs/current");
+    for (level, cmd_logged) in [("1", false), ("2", true)] {
+        let (code, out, err) = run(
+            &mut init_cmd(
+                root,
+                &[("S6_LOGGING", level)],
+                &[
+                    "/bin/sh",
+                    "-c",
+                    "echo cmd speaking; echo cmd on stderr >&2; exit 4",
+                ],
+                false,
+            ),
+            T,
+        );
+        assert_eq!(code, 4, "{out}\n{err}");
+        let logged = fs::read_to_string(&current).unwrap_or_default();
+        assert!(
+            logged.contains("  cont-init speaking") && logged.contains("  cont-init on stderr"),
+            "S6_LOGGING={level}: {logged}"
+        );
+        assert!(!out.contains("cont-init") && !err.contains("cont-init speaking"));
+        assert_eq!(logged.contains("cmd speaking"), cmd_logged, "{logged}");
+        assert_eq!(out.contains("cmd speaking"), !cmd_logged, "{out}");
+        assert_eq!(err.contains("cmd on stderr"), !cmd_logged, "{err}");
+    }
+}

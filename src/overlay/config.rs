@@ -52,30 +52,6 @@ pub struct Config {
     pub wait_for_closing_fd: Option<i32>,
 }
 
-/// The variables rsv reads (for documentation and the `unsupported` check).
-pub const KNOWN: &[&str] = &[
-    "S6_KEEP_ENV",
-    "S6_LOGGING",
-    "S6_BEHAVIOUR_IF_STAGE2_FAILS",
-    "S6_CMD_WAIT_FOR_SERVICES",
-    "S6_CMD_WAIT_FOR_SERVICES_MAXTIME",
-    "S6_KILL_GRACETIME",
-    "S6_SERVICES_GRACETIME",
-    "S6_KILL_FINISH_MAXTIME",
-    "S6_VERBOSITY",
-    "S6_READ_ONLY_ROOT",
-    "S6_CMD_ARG0",
-    "S6_CMD_RECEIVE_SIGNALS",
-    "S6_STAGE2_HOOK",
-    "S6_RUNTIME_PROFILE",
-    "S6_RUNTIME_BUNDLEDIR",
-    "S6_SYNC_DISKS",
-    "S6_WAIT_FOR_CLOSING_FD",
-    // Read and documented as having nothing to do under rsv:
-    "S6_SERVICES_READYTIME",
-    "S6_YES_I_WANT_A_WORLD_WRITABLE_RUN_BECAUSE_KUBERNETES",
-];
-
 /// The value of a numeric setting: all digits, else `None` (the default applies).
 pub fn number(v: Option<&str>) -> Option<u64> {
     let v = v?;

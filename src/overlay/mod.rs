@@ -11,7 +11,8 @@
 //! 3. The container environment saved to `RUN/s6/container_environment` ([`env`]); then,
 //!    unless `S6_KEEP_ENV`, our environment is cleared to `PATH` (and rsv's own `RSV_*`
 //!    variables): services and CMD start with it, `with-contenv` gives them the saved one.
-//! 4. `S6_STAGE2_HOOK` run with `/bin/sh -c`.
+//! 4. With `S6_LOGGING` 1 or 2, the catch-all logger ([`logging`]); then `S6_STAGE2_HOOK`
+//!    run with `/bin/sh -c`.
 //! 5. The scan directory `RUN/service` built from the image's definitions ([`tree`]).
 //! 6. The scanner ([`crate::scan::run`]) brings up the bundle `top` (s6-overlay's: `base`,
 //!    `user`, `legacy-services`, `user2`), then starts CMD (`S6_CMD_ARG0` prepended); at
@@ -27,6 +28,7 @@
 pub mod config;
 pub mod env;
 pub mod fixattrs;
+pub mod logging;
 pub mod steps;
 pub mod tree;
 
@@ -334,15 +336,6 @@ pub fn run(prog: &str, cmd: Vec<OsString>) -> i32 {
     let path = fixed_path(std::env::var("PATH").ok().as_deref());
     // SAFETY: single-threaded at this point (nothing else reads the environment).
     unsafe { std::env::set_var("PATH", &path) };
-    if cfg.logging > 0 && cfg.shows(1) {
-        crate::diag::warn(
-            prog,
-            &format!(
-                "S6_LOGGING={}: rsv has no catch-all logger: output goes to stdout and stderr as with 0 (give services a log/ directory instead)",
-                cfg.logging
-            ),
-        );
-    }
     let l = match place_run(prog, &root, &cfg) {
         Ok(l) => l,
         Err(e) => return fatal(prog, EXIT_SYS, &e),
@@ -386,7 +379,16 @@ pub fn run(prog: &str, cmd: Vec<OsString>) -> i32 {
             );
         }
     }
+    let script = std::env::var("S6_LOGGING_SCRIPT").ok();
     service_environment(&l, &cfg);
+    let saved = if cfg.logging > 0 {
+        match logging::start(&l, &exe, script.as_deref()) {
+            Ok(s) => Some(s),
+            Err(e) => return fatal(prog, EXIT_SYS, &e),
+        }
+    } else {
+        None
+    };
     if let Some(code) = stage2_hook(prog, &cfg) {
         return code;
     }
@@ -433,9 +435,20 @@ pub fn run(prog: &str, cmd: Vec<OsString>) -> i32 {
 
     let mut argv: Vec<OsString> = cfg.cmd_arg0.iter().map(OsString::from).collect();
     argv.extend(cmd);
+    if let (Some(s), 1, false) = (&saved, cfg.logging, argv.is_empty()) {
+        argv = logging::cmd_argv(&l.bin().join(STEP), s, argv);
+    }
     let finish = steps::scripts(&etc.join("cont-finish.d")).len();
     let opts = scan_options(prog, &l, &cfg, (!argv.is_empty()).then_some(argv), finish);
     let code = crate::scan::run(opts);
+    if let Some(s) = saved {
+        // Our own last words go where the container's output goes.
+        // SAFETY: dup2 onto our standard descriptors from descriptors we own.
+        unsafe {
+            libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&s.out), 1);
+            libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&s.err), 2);
+        }
+    }
     let code = fs::read_to_string(l.exitcode())
         .ok()
         .and_then(|s| written_code(&s))

@@ -9,6 +9,7 @@
 //! - `fix-attrs`: `/etc/fix-attrs.d` (deprecated by s6-overlay): see [`super::fixattrs`].
 //! - `legacy-services`: nothing (the oneshot only orders `user2` after `/etc/services.d`).
 //! - `halt`: asks the scanner for the orderly stop (`/run/s6/basedir/bin/halt`).
+//! - `cmd-stdio OUT ERR CMD...` (no RUN ROOT): see [`super::logging`].
 //!
 //! The settings come from the saved container environment, as s6-overlay's scripts read them
 //! with `printcontenv`.
@@ -158,6 +159,9 @@ pub fn main(args: &[OsString]) -> i32 {
         );
         EXIT_USAGE
     };
+    if args.get(1).is_some_and(|a| a == "cmd-stdio") {
+        return super::logging::cmd_stdio(&args[2..]);
+    }
     let [_, step, run, root] = args else {
         return usage();
     };
