@@ -126,7 +126,6 @@ fn service_environment(l: &Layout, cfg: &Config) {
             .filter(|k| !keep(k))
             .collect()
     };
-    let path = std::env::var("PATH").unwrap_or_default();
     // SAFETY: called before the scanner starts, while this process has a single thread.
     unsafe {
         for k in drop {
@@ -135,8 +134,6 @@ fn service_environment(l: &Layout, cfg: &Config) {
         if l.run != Path::new("/run") {
             std::env::set_var(env::RUN_VAR, &l.run);
         }
-        // The helpers by name, after everything the image has.
-        std::env::set_var("PATH", format!("{path}:{}", l.bin().display()));
     }
 }
 
@@ -215,6 +212,10 @@ pub fn run(prog: &str, cmd: Vec<OsString>) -> i32 {
             &format!("unable to prepare {}: {}", l.run.display(), errtext(&e)),
         );
     }
+    // The helpers by name (RUN/s6/rsv-bin), after everything the image has: in the saved
+    // PATH too, as s6-overlay's holds /command.
+    // SAFETY: single-threaded at this point (nothing else reads the environment).
+    unsafe { std::env::set_var("PATH", format!("{path}:{}", l.bin().display())) };
     let contenv = l.run.join(env::CONTENV);
     let vars: Vec<(OsString, OsString)> = std::env::vars_os().collect();
     if let Err(e) = env::save(&contenv, &vars) {

@@ -48,6 +48,8 @@ pub struct Sources {
     pub user2: Vec<String>,
     /// `/etc/services.d` longruns: name and directory.
     pub legacy: Vec<(String, PathBuf)>,
+    /// Those of them with a `down` file (supervised, not started: s6-supervise's rule).
+    pub legacy_down: Vec<String>,
     /// The pipeline files of the definitions that have any.
     pub pipes: Vec<PipeFiles>,
 }
@@ -230,7 +232,9 @@ pub fn plan(src: &Sources, lines: &Lines) -> Result<Vec<Entry>, Vec<String>> {
             add_deps: vec![BASE.into(), USER.into()],
             log: None,
         });
-        legacy_deps.push(name.clone());
+        if !src.legacy_down.contains(name) {
+            legacy_deps.push(name.clone());
+        }
     }
     out.push(Entry::Oneshot {
         name: LEGACY.into(),
@@ -333,6 +337,12 @@ pub fn read_sources(profile: &Path, bundledir: &Path, etc: &Path) -> Result<Sour
     }
     let sd = etc.join("services.d");
     src.legacy = subdirs(&sd).map_err(|e| fail(&sd, e))?;
+    src.legacy_down = src
+        .legacy
+        .iter()
+        .filter(|(_, p)| fs::symlink_metadata(p.join("down")).is_ok())
+        .map(|(n, _)| n.clone())
+        .collect();
     for (n, p) in &src.defs {
         let pf = pipe_files(n, p).map_err(|e| fail(p, e))?;
         if pf.producer_for.is_some() || !pf.consumer_for.is_empty() {
@@ -512,7 +522,11 @@ mod tests {
             ],
             user: vec!["app".into(), "db".into()],
             user2: vec![],
-            legacy: vec![("cron".into(), "/sd/cron".into())],
+            legacy: vec![
+                ("cron".into(), "/sd/cron".into()),
+                ("off".into(), "/sd/off".into()),
+            ],
+            legacy_down: vec!["off".into()],
             pipes: vec![],
         };
         let v = plan(&src, &lines()).unwrap();
