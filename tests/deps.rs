@@ -585,3 +585,42 @@ fn without_execline_a_one_line_up_runs_and_anything_else_is_refused() {
     );
     assert_eq!(ns.stop(), Some(0));
 }
+
+#[test]
+fn the_deps_example_runs_in_the_order_its_readme_shows() {
+    if !unshare_ok() {
+        return;
+    }
+    let t = TempDir::new("deps-example");
+    let scan = common::copy_example("deps", t.path()).join("deps");
+    let out = t.path().join("out");
+    let mut cmd = scan::ns_rsvscan(&scan, &[]);
+    cmd.stdout(fs::File::create(&out).unwrap());
+    let mut ns = scan::spawn_ns(cmd, &scan, &t.path().join("err"));
+    let lines = || {
+        fs::read_to_string(&out)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    wait_for(LIMIT, "the app started", || {
+        lines()
+            .iter()
+            .any(|l| l == "app: started after the migration")
+            .then_some(())
+    });
+    assert_eq!(ns.stop(), Some(0), "{}", ns.stderr());
+    let readme = fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("servicedirs-examples/deps/README.md"),
+    )
+    .unwrap();
+    let shown: Vec<&str> = readme
+        .lines()
+        .skip_while(|l| *l != "prints, in this order:")
+        .skip(3)
+        .take_while(|l| *l != "```")
+        .filter(|l| *l != "^C")
+        .collect();
+    assert_eq!(lines(), shown);
+}
