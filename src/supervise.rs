@@ -48,6 +48,9 @@ pub struct Options {
     pub no_log: bool,
     /// The service directory as given.
     pub dir: String,
+    /// `--held`: keep the service down at start, as if it had a `down` file (rsvscan holds
+    /// a longrun of its dependency graph so until its dependencies are up).
+    pub held: bool,
 }
 
 const SIGNALS: [(i32, Option<SupSignal>); 5] = [
@@ -228,6 +231,8 @@ struct Sup {
     nosetsid: bool,
     /// Starts deferred until `run` is usable (see [`crate::runwait`]).
     runwait: crate::runwait::RunWait,
+    /// rsvscan's report pipe (a longrun of its dependency graph), else nothing.
+    report: crate::report::Reporter,
 }
 
 /// What to start.
@@ -241,6 +246,7 @@ enum What {
 
 /// Runs the supervisor; returns the exit code.
 pub fn run(opts: Options) -> i32 {
+    let report = crate::report::Reporter::from_env();
     let prog = opts.prog.clone();
     let shown = opts.dir.clone();
     let sd = shown.trim_end_matches('/');
@@ -324,7 +330,7 @@ pub fn run(opts: Options) -> i32 {
             mono_ms: 0,
             wall: SystemTime::now(),
         };
-        let down = dir.exists("down");
+        let down = dir.exists("down") || (opts.held && !is_log);
         let name = CString::new(if is_log {
             format!("{shown}/log")
         } else {
@@ -418,6 +424,7 @@ pub fn run(opts: Options) -> i32 {
         pipe,
         origin: Instant::now(),
         runwait: Default::default(),
+        report,
     };
 
     // A previous supervisor killed with SIGKILL may have left run (or finish) running:
@@ -768,6 +775,9 @@ impl Sup {
             self.act(i, a);
         }
         self.write_ext(i);
+        if i == 0 {
+            self.report.tell();
+        }
     }
 
     /// The extended state of service `i` (`supervise/rsv-state`), composed from its machine
@@ -1089,7 +1099,12 @@ impl Sup {
                         }
                     }
                 }
-                health::Output::Changed => self.write_ext(i),
+                health::Output::Changed => {
+                    self.write_ext(i);
+                    if i == 0 {
+                        self.report.tell();
+                    }
+                }
                 health::Output::Warn(msg) => self.svcs[i].dir.warn(&msg),
             }
         }
