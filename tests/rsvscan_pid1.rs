@@ -326,10 +326,14 @@ fn orderly_shutdown_and_bound() {
     let dir2 = t2.path().join("service");
     script(
         &dir2.join("stubborn/run"),
-        "#!/bin/sh\ntrap '' TERM\nwhile :; do sleep 0.1; done\n",
+        "#!/bin/sh\ntrap '' TERM\necho > trapped\nwhile :; do sleep 0.1; done\n",
     );
     let mut ns2 = start_ns(&dir2, &["-T", "1000"], &t2.path().join("err"));
     wait_up(&dir2.join("stubborn"), 3 * SEC);
+    // Up is not enough: a TERM that comes before the trap is set ends it at once.
+    wait_for(3 * SEC, "TERM ignored by stubborn", || {
+        dir2.join("stubborn/trapped").exists().then_some(())
+    });
     let t0 = Instant::now();
     kill(ns2.init, libc::SIGTERM);
     let st = ns2.guard.wait_exit(10 * SEC);
@@ -641,11 +645,13 @@ fn shutdown_terms_orphans_of_services() {
     let t = TempDir::new("scan-orphan");
     let dir = t.path().join("service");
     let mark = t.path().join("daemon-termed");
+    let trapped = t.path().join("daemon-trapped");
     script(
         &dir.join("d/run"),
         &format!(
-            "#!/bin/sh\n( setsid sh -c 'trap \"echo termed > {}; exit 0\" TERM; while :; do sleep 0.1; done' & )\nexec sleep 1000\n",
-            mark.display()
+            "#!/bin/sh\n( setsid sh -c 'trap \"echo termed > {}; exit 0\" TERM; echo > {}; while :; do sleep 0.1; done' & )\nexec sleep 1000\n",
+            mark.display(),
+            trapped.display()
         ),
     );
     let mut ns = start_ns(&dir, &["-T", "5000"], &t.path().join("err"));
@@ -653,6 +659,10 @@ fn shutdown_terms_orphans_of_services() {
     // Wait until the daemon runs as an orphan, reparented to rsvscan (PID 1).
     common::wait_for(3 * SEC, "orphaned daemon", || {
         (ns.procs().len() >= 4).then_some(())
+    });
+    // ... and has set its trap (a TERM before that kills it without the mark).
+    common::wait_for(3 * SEC, "the daemon's trap", || {
+        trapped.exists().then_some(())
     });
     let t0 = Instant::now();
     kill(ns.init, libc::SIGTERM);
