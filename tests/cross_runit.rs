@@ -120,8 +120,8 @@ fn words_pair(tag: &str, words: &[&str]) {
             // side and "run" on the other, depending on how fast finish is).
             let settled = |s: &str| {
                 let main = s.split(';').next().unwrap_or("");
-                !(main.starts_with("down:") && main.contains("want up"))
-                    && !main.starts_with("finish:")
+                let restarting = main.starts_with("down:") && main.contains("want up");
+                !(restarting || main.starts_with("finish:"))
             };
             wait_for(T, "same settled state", || {
                 let (x, y) = (st(&a), st(&b));
