@@ -172,3 +172,41 @@ fn svlogd_every_line_once_under_sigkill() {
 fn s6log_every_line_once_under_sigkill() {
     soak("soak-s6log", &["t", "n100000", "s1000000"], None, 26);
 }
+
+/// A writer that stops in the middle of a line: the logger takes that line in (it cannot stay
+/// in the pipe without the logger polling for its end) and then sleeps without waking up,
+/// and the line is logged whole once it ends.
+#[test]
+fn partial_line_waits_without_waking_up() {
+    let t = TempDir::new("soak-partial");
+    let dir = t.path().join("log");
+    fs::create_dir(&dir).unwrap();
+    let err = File::create(t.path().join("stderr")).unwrap();
+    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+    let mut w = File::from(w);
+    let mut g = logger(&[], &dir, &r, &err);
+    drop(r);
+    w.write_all(b"first\npartial").unwrap();
+    let cur = dir.join("current");
+    common::wait_for(Duration::from_secs(10), "first line", || {
+        fs::read(&cur).ok().filter(|c| c == b"first\n")
+    });
+    let switches = || -> u64 {
+        fs::read_to_string(format!("/proc/{}/status", g.pid()))
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains("ctxt_switches"))
+            .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+            .sum()
+    };
+    // Let the short look-again phase (about 20 ms) pass, then count over one second.
+    std::thread::sleep(Duration::from_millis(300));
+    let a = switches();
+    std::thread::sleep(Duration::from_secs(1));
+    let woke = switches() - a;
+    assert!(woke <= 2, "the logger woke up {woke} times in 1 s");
+    w.write_all(b" end\n").unwrap();
+    drop(w);
+    assert!(g.wait_exit(Duration::from_secs(10)).success());
+    assert_eq!(fs::read(&cur).unwrap(), b"first\npartial end\n");
+}

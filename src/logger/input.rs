@@ -271,6 +271,9 @@ pub fn run<H: Handler>(h: &mut H, cut: Cutting, prog: &str) -> i32 {
     // Only part of a line waits in the pipe: poll again a little later.
     let mut starve = false;
     let mut starve_wait = STARVE_MIN;
+    // The current line was taken out of the pipe before its end (see below): read it to its
+    // end before peeking again.
+    let mut hold = false;
     match peeker.as_mut() {
         Some(p) => inflight = redo(h, p, &mut lines, &mut buf),
         None => {
@@ -374,6 +377,29 @@ pub fn run<H: Handler>(h: &mut H, cut: Cutting, prog: &str) -> i32 {
         if !(in_ready || (starved && ok)) {
             continue;
         }
+        if let (Some(p), true) = (peeker.as_mut(), hold) {
+            match p.peek(&mut buf) {
+                Ok(Peeked::Data(k)) => {
+                    // Exactly up to the end of the held line.
+                    let n = find_nl(&buf[..k]).map_or(k, |i| i + 1);
+                    if let Err(e) = p.consume(n) {
+                        eprintln!("{prog}: warning: unable to read stdin: {e}");
+                        code = 111;
+                        break;
+                    }
+                    lines.chunk(h, &buf[..n], Now::read());
+                    hold = lines.partial();
+                }
+                Ok(Peeked::Empty) => {}
+                Ok(Peeked::Eof) => break,
+                Err(e) => {
+                    eprintln!("{prog}: warning: unable to read stdin: {e}");
+                    code = 111;
+                    break;
+                }
+            }
+            continue;
+        }
         if let Some(p) = peeker.as_mut() {
             match p.peek(&mut buf) {
                 Ok(Peeked::Data(k)) => {
@@ -384,10 +410,16 @@ pub fn run<H: Handler>(h: &mut H, cut: Cutting, prog: &str) -> i32 {
                     let used = k - lines.carry.len();
                     lines.carry.clear();
                     if used == 0 {
-                        if k >= GIANT || p.hung_up() {
-                            // The writer is gone, or a line too long to wait for in the
-                            // pipe: read the rest the plain way (in memory until written).
+                        if p.hung_up() {
+                            // The writer is gone: read the rest the plain way.
                             peeker = None;
+                        } else if k >= GIANT || starve_wait >= STARVE {
+                            // A line too long to wait for in the pipe, or a writer pausing
+                            // in the middle of a line: take that line in (it is in memory
+                            // until its end is written), then peek again. Polling for the
+                            // rest would wake the logger up all the time.
+                            hold = true;
+                            starve_wait = STARVE_MIN;
                         } else {
                             // Most often the writer is filling the room the last consume
                             // made: look again very soon, then less and less often.
