@@ -99,10 +99,19 @@ fn every_sv_word() {
     sleeper(&sd);
     script(
         &sd.join("run"),
-        "#!/bin/sh\nfor s in HUP ALRM INT QUIT USR1 USR2; do trap \"echo $s >> sigs\" $s; done\ntrap 'exit 0' TERM\nwhile :; do sleep 0.05; done\n",
+        "#!/bin/sh\nfor s in HUP ALRM INT QUIT USR1 USR2; do trap \"echo $s >> sigs\" $s; done\ntrap 'exit 0' TERM\necho $$ > trapped\nwhile :; do sleep 0.05; done\n",
     );
+    // Up is not enough before a signal: the traps must be set (a loaded machine can deliver a
+    // signal to the shell before it has read them).
+    let trapped = |pid: i32| {
+        wait_for(T, "traps set", || {
+            let p = fs::read_to_string(sd.join("trapped")).ok()?;
+            (p.trim() == pid.to_string()).then_some(())
+        })
+    };
     let sup = Sup::start("runit", t.path(), "a");
     let mut pid = wait_up(&sd, None);
+    trapped(pid);
     let sigs = |n: usize| {
         wait_for(T, "signals", || {
             let s = fs::read_to_string(sd.join("sigs")).ok()?;
@@ -172,6 +181,7 @@ fn every_sv_word() {
     let (c, out) = sv(t.path(), &["restart", "./a"]);
     assert_eq!(c, 0, "{out}");
     pid = wait_up(&sd, Some(pid));
+    trapped(pid);
     let (c, out) = sv(t.path(), &["reload", "./a"]);
     assert!(c == 0 && out.starts_with("ok: "), "{out}");
     let (c, out) = sv(t.path(), &["try-restart", "./a"]);
