@@ -10,6 +10,7 @@
 //! except with `--prefix`, where it copies the output of services without `log/` ([`logmux`]).
 //! The decisions (what to start, stop, forget) are made by the pure functions of [`plan`].
 
+pub mod leftovers;
 pub mod logmux;
 pub mod main_cmd;
 pub mod plan;
@@ -146,6 +147,8 @@ struct Stopping {
     killed: Option<Instant>,
     /// Leftover processes (orphans of services, reparented to us) were sent SIGTERM.
     orphans_termed: bool,
+    /// Leftovers signalled while supervisors were still stopping (see `leftovers`).
+    leftovers: leftovers::Leftovers,
 }
 
 struct Scanner {
@@ -599,6 +602,10 @@ impl Scanner {
         match &self.stop {
             Some(st) => {
                 nearer(st.killed.unwrap_or(st.deadline));
+                if st.killed.is_none() && !st.abort {
+                    // Look for new leftovers of services (see `leftovers`).
+                    nearer(now + Duration::from_millis(leftovers::SWEEP_MS));
+                }
             }
             None => {
                 for s in self.svcs.values() {
@@ -1102,6 +1109,7 @@ impl Scanner {
             abort,
             killed: None,
             orphans_termed: false,
+            leftovers: leftovers::Leftovers::default(),
         });
         if !abort {
             let ids: Vec<Id> = self.svcs.keys().copied().collect();
@@ -1141,6 +1149,18 @@ impl Scanner {
                         libc::kill(p, libc::SIGCONT);
                     }
                 }
+            }
+        } else if killed.is_none() {
+            // Supervisors still stopping: what services left behind would hold their loggers'
+            // pipes open until the bound; it gets SIGTERM now (see `leftovers`).
+            let mut keep: std::collections::HashSet<i32> =
+                self.svcs.values().filter_map(|s| s.pid).collect();
+            if let Some(main_cmd::Phase::Running(p)) = self.main.as_ref().map(|m| m.phase) {
+                keep.insert(p);
+            }
+            let rest = children_of(nix::unistd::getpid().as_raw());
+            if let Some(st) = self.stop.as_mut() {
+                st.leftovers.sweep(&rest, &keep);
             }
         }
         match killed {
