@@ -301,7 +301,11 @@ fn leftover_holding_the_log_pipe_does_not_hold_up_the_stop() {
             &dir.join("a/log/run"),
             &format!("#!/bin/sh\nexec cat >> {}\n", out.display()),
         );
-        let mut g = start(&dir, &["--compat", compat, "-T", "5000"], &t.path().join("err"));
+        let mut g = start(
+            &dir,
+            &["--compat", compat, "-T", "5000"],
+            &t.path().join("err"),
+        );
         wait_for(LIMIT, "first line logged", || {
             (fs::read_to_string(&out).ok()? == "started\n").then_some(())
         });
@@ -311,7 +315,10 @@ fn leftover_holding_the_log_pipe_does_not_hold_up_the_stop() {
         let took = t0.elapsed();
         let err = fs::read_to_string(t.path().join("err")).unwrap_or_default();
         assert_eq!(st.code(), Some(0), "{compat}: {err}");
-        assert!(took < Duration::from_secs(3), "{compat}: stop took {took:?}");
+        assert!(
+            took < Duration::from_secs(3),
+            "{compat}: stop took {took:?}"
+        );
         assert_eq!(
             fs::read_to_string(&out).unwrap(),
             "started\nlast words\n",
