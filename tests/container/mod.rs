@@ -81,6 +81,9 @@ fn probe() -> Result<Runtime, String> {
         opts: vec![
             "--runtime".into(),
             "runc".into(),
+            // No network is needed, so none is set up (no network plugin needed either).
+            "--network".into(),
+            "none".into(),
             "--ulimit".into(),
             format!("nofile={nofile}:{nofile}"),
             "--ulimit".into(),
@@ -230,6 +233,8 @@ impl Root {
         let name = format!("localhost/{}:1", unique("img"));
         let mut cmd = Command::new("podman");
         cmd.arg("import");
+        // As any base image has it (exec probes and `podman exec NAME prog` look prog up).
+        cmd.args(["--change", "ENV PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"]);
         for c in changes {
             cmd.arg("--change").arg(c);
         }
@@ -287,9 +292,16 @@ impl Image {
     /// `podman build` of `containerfile` in the context directory `ctx` (which the caller
     /// fills), `FROM` this image; `docker` format so HEALTHCHECK is kept.
     pub fn build(&self, rt: &Runtime, ctx: &Path, containerfile: &str) -> Image {
+        build(rt, ctx, &containerfile.replace("@BASE@", &self.name))
+    }
+}
+
+/// `podman build` of `containerfile` (written as written) in the context directory `ctx`;
+/// `docker` format so HEALTHCHECK is kept.
+pub fn build(rt: &Runtime, ctx: &Path, containerfile: &str) -> Image {
+    {
         let name = format!("localhost/{}:1", unique("build"));
-        let text = containerfile.replace("@BASE@", &self.name);
-        fs::write(ctx.join("Containerfile"), text).unwrap();
+        fs::write(ctx.join("Containerfile"), containerfile).unwrap();
         let mut cmd = Command::new("podman");
         cmd.args(["build", "--pull=never", "--format", "docker", "-q"])
             .args(&rt.opts)
