@@ -401,3 +401,32 @@ fn sigkilled_supervisor_is_replaced_without_a_second_copy() {
     let (_, code) = ct.stop(10);
     assert_eq!(code, 0);
 }
+
+#[test]
+fn started_again_after_a_sigkill_of_the_whole_container() {
+    let Some(rt) = podman() else { return };
+    let root = Root::with_rsv("again", &[]);
+    polite_service(&root, "etc/rsv", "svc");
+    root.script("etc/rsv/svc/log/run", "#!/bin/sh\nexec rsvlog 1 ./main\n");
+    let img = root.import(&[r#"ENTRYPOINT ["/bin/rsvscan", "/etc/rsv"]"#]);
+    let ct = Container::run(rt, &img, &[], &[]);
+    ct.wait_logs(30 * SEC, "svc up", |o, _| o.contains("svc: up"));
+    ct.wait_sh(10 * SEC, "rsvstat /etc/rsv/svc | grep -q '^up '");
+    // An unclean end (the runtime's SIGKILL, an OOM kill): locks, FIFOs and status files stay
+    // in the container's writable layer, as a restart policy then finds them.
+    ct.kill("KILL");
+    assert_eq!(ct.wait(30 * SEC), 137);
+    ct.start();
+    ct.wait_logs(30 * SEC, "svc up again", |o, _| {
+        o.matches("svc: up").count() == 2
+    });
+    ct.wait_sh(
+        10 * SEC,
+        "rsvstat /etc/rsv/svc | grep -q '^up ' && rsvstat /etc/rsv/svc/log | grep -q '^up '",
+    );
+    let (took, code) = ct.stop(10);
+    assert_eq!(code, 0);
+    assert!(took < SEC, "{took:?}");
+    let (out, _) = ct.logs();
+    assert!(out.contains("svc: finish 0 0"), "{out}");
+}

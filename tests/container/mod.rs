@@ -234,7 +234,10 @@ impl Root {
         let mut cmd = Command::new("podman");
         cmd.arg("import");
         // As any base image has it (exec probes and `podman exec NAME prog` look prog up).
-        cmd.args(["--change", "ENV PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"]);
+        cmd.args([
+            "--change",
+            "ENV PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
+        ]);
         for c in changes {
             cmd.arg("--change").arg(c);
         }
@@ -407,7 +410,19 @@ impl Container {
         podman_ok(&["stop", "-t", &grace_s.to_string(), &self.name]).unwrap();
         let end = self.finished_ns();
         let code = self.exit_code();
-        (Duration::from_nanos(end.saturating_sub(t0) as u64), code)
+        let took = Duration::from_nanos(end.saturating_sub(t0) as u64);
+        eprintln!("podman stop: the container ended {took:?} after the stop began, exit {code}");
+        (took, code)
+    }
+
+    /// `podman start` of the container again (same writable layer, as a restart policy does).
+    pub fn start(&self) {
+        podman_ok(&["start", &self.name]).unwrap();
+    }
+
+    /// `podman kill --signal SIG`.
+    pub fn kill(&self, sig: &str) {
+        podman_ok(&["kill", "--signal", sig, &self.name]).unwrap();
     }
 
     /// Waits (bounded) for the container to end on its own and returns its exit code as
