@@ -276,6 +276,13 @@ fn read_only_root_with_tmpfs_run() {
     let Some(rt) = podman() else { return };
     let root = Root::with_rsv("ro", &[]);
     polite_service(&root, "etc/rsv", "svc");
+    // runc gives a tmpfs mounted on /run the mode of the image's /run: world-writable, so
+    // that any user can make /run/rsv (docs/containers.md, Read-only root).
+    std::fs::set_permissions(
+        root.path("run"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o1777),
+    )
+    .unwrap();
     let img = root.import(&[r#"ENTRYPOINT ["/bin/rsvscan", "/etc/rsv"]"#]);
     let ct = Container::run(
         rt,
@@ -296,6 +303,28 @@ fn read_only_root_with_tmpfs_run() {
     assert_eq!(code, 0, "{out}{err}");
     assert!(took < SEC, "{took:?}");
     assert_eq!(out.matches("svc: finish 0 0").count(), 2, "{out}");
+
+    // As the README has it: read-only, a tmpfs /run, and a user that owns nothing.
+    let ct = Container::run(
+        rt,
+        &img,
+        &[
+            "--read-only",
+            "--read-only-tmpfs=false",
+            "--tmpfs",
+            "/run",
+            "--user",
+            "65534",
+        ],
+        &[],
+    );
+    ct.wait_logs(30 * SEC, "svc up", |o, _| o.contains("svc: up"));
+    let (code, st, err) = ct.exec_as(&["--user", "65534"], &["rsvstat", "/etc/rsv/svc"]);
+    assert_eq!(code, 0, "{st}{err}");
+    assert!(st.starts_with("up (pid "), "{st}");
+    let (took, code) = ct.stop(10);
+    assert_eq!(code, 0);
+    assert!(took < SEC, "{took:?}");
 }
 
 #[test]

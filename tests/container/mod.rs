@@ -73,8 +73,9 @@ fn probe() -> Result<Runtime, String> {
     if busybox().is_none() {
         return Err("busybox (static) is not installed".into());
     }
-    // The limits a container gets: the lower of ours and a small fixed value (runc refuses
-    // to set a limit at the current hard value on some hosts).
+    // The limits a container gets: the lower of ours and a small fixed value. podman's
+    // defaults are refused without CAP_SYS_RESOURCE, and so were values close to ours
+    // (nproc at our own hard limit, and one below it, on a Debian 12 host).
     let nofile = rlimit_cap(libc::RLIMIT_NOFILE, 1024);
     let nproc = rlimit_cap(libc::RLIMIT_NPROC, 4096);
     let rt = Runtime {
@@ -449,10 +450,20 @@ impl Container {
 
     /// Polls `podman logs` until `pred(stdout, stderr)` holds.
     pub fn wait_logs(&self, limit: Duration, what: &str, pred: impl Fn(&str, &str) -> bool) {
-        wait_for(limit, what, || {
+        let end = Instant::now() + limit;
+        loop {
             let (o, e) = self.logs();
-            pred(&o, &e).then_some(())
-        });
+            if pred(&o, &e) {
+                return;
+            }
+            if Instant::now() >= end {
+                let state = self.inspect("{{.State.Status}} {{.State.ExitCode}}");
+                panic!(
+                    "timed out after {limit:?} waiting for {what}; container {state}; logs:\n{o}{e}"
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     /// The container's processes, from its /proc.
