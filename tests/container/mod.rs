@@ -17,7 +17,7 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::common::{TempDir, bin, run, wait_for};
+use crate::common::{TempDir, bin, run};
 
 /// Bound of one podman command (a build with a RUN step, an import of the root, a stop).
 pub const PODMAN_LIMIT: Duration = Duration::from_secs(120);
