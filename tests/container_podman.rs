@@ -325,6 +325,29 @@ fn read_only_root_with_tmpfs_run() {
     let (took, code) = ct.stop(10);
     assert_eq!(code, 0);
     assert!(took < SEC, "{took:?}");
+
+    // Without a writable place (the image's /run at 0755): one clear line and 111.
+    std::fs::set_permissions(
+        root.path("run"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let img = root.import(&[r#"ENTRYPOINT ["/bin/rsvscan", "/etc/rsv"]"#]);
+    let opts = [
+        "--read-only",
+        "--read-only-tmpfs=false",
+        "--tmpfs",
+        "/run",
+        "--user",
+        "65534",
+    ];
+    let ct = Container::run(rt, &img, &opts, &[]);
+    assert_eq!(ct.wait(30 * SEC), 111);
+    let (_, err) = ct.logs();
+    assert!(
+        err.contains("no usable runtime directory (tried /run/rsv, /tmp/rsv-65534)"),
+        "{err}"
+    );
 }
 
 #[test]
