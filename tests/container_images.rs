@@ -46,6 +46,11 @@ fn debian_runit_image_with_runsvdir_and_sv_replaced_by_rsv() {
         &c.join("sv/hello/finish"),
         "#!/bin/sh\necho hello: finish $1 $2\n",
     );
+    // A Debian-style logger: svlogd (rsv's link now) into /var/log/hello.
+    common::script(
+        &c.join("sv/hello/log/run"),
+        "#!/bin/sh\nmkdir -p /var/log/hello\nexec svlogd -tt /var/log/hello\n",
+    );
     // A job of the real cron daemon, every minute.
     write(
         &c.join("cron.d/rsv-test"),
@@ -78,6 +83,12 @@ fn debian_runit_image_with_runsvdir_and_sv_replaced_by_rsv() {
     ct.sh(
         "test -p /run/runit/supervise/cron/control && test -p /run/runit/supervise.hello/control",
     );
+    // hello's line went through svlogd, stamped.
+    let logged = ct.wait_sh(30 * SEC, "grep 'hello: up' /var/log/hello/current");
+    assert!(
+        logged.starts_with("20") && logged.ends_with(" hello: up\n"),
+        "{logged}"
+    );
     // The Debian service shipped by the runit package runs too.
     common::wait_for(30 * SEC, "default-syslog", || {
         sv_run_pid(&ct, "default-syslog")
@@ -101,8 +112,13 @@ fn debian_runit_image_with_runsvdir_and_sv_replaced_by_rsv() {
     let (out, err) = ct.logs();
     assert_eq!(code, 0, "{out}{err}");
     assert!(took < 2 * SEC, "podman stop took {took:?}");
-    // hello: once for the restart, once for the stop.
-    assert_eq!(out.matches("hello: finish").count(), 2, "{out}");
+    // hello's output, finish's included, went to svlogd and not to the container's log:
+    // finish ran once for the restart and once for the stop, and svlogd wrote its last line.
+    assert!(!out.contains("hello: "), "{out}");
+    let logged = ct.read_file("/var/log/hello/current");
+    assert_eq!(logged.matches("hello: finish").count(), 2, "{logged}");
+    // runit's arguments: -1 (killed by a signal) and the signal, SIGTERM.
+    assert!(logged.ends_with(" hello: finish -1 15\n"), "{logged}");
 }
 
 #[test]

@@ -416,6 +416,19 @@ impl Container {
         (took, code)
     }
 
+    /// A file of the container, running or stopped (`podman cp`).
+    pub fn read_file(&self, path: &str) -> String {
+        let tmp = TempDir::new("cp");
+        let dest = tmp.path().join("file");
+        podman_ok(&[
+            "cp",
+            &format!("{}:{path}", self.name),
+            dest.to_str().unwrap(),
+        ])
+        .unwrap();
+        fs::read_to_string(dest).unwrap()
+    }
+
     /// `podman start` of the container again (same writable layer, as a restart policy does).
     pub fn start(&self) {
         podman_ok(&["start", &self.name]).unwrap();
