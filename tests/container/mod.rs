@@ -188,9 +188,8 @@ impl Root {
     /// Copies rsv to DIR/rsv in the root and runs that copy's `install` on DIR.
     pub fn install_rsv(&self, dir: &str, extra: &[&str]) {
         let dest = self.path(dir).join("rsv");
-        fs::create_dir_all(self.path(dir)).unwrap();
         let _ = fs::remove_file(&dest);
-        fs::copy(bin("rsv"), &dest).unwrap();
+        crate::common::copy_exe(&bin("rsv"), &dest);
         let (code, _, err) = crate::common::run(
             Command::new(&dest)
                 .arg("install")
