@@ -3,6 +3,7 @@
 //! One module per concern; the programs in `src/bin/` only parse arguments and call in here.
 
 pub mod control;
+pub mod deps;
 pub mod diag;
 pub mod envdir;
 pub mod exec;
