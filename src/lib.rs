@@ -18,6 +18,7 @@ pub mod machine;
 pub mod memtrim;
 pub mod multicall;
 pub mod proctitle;
+pub mod rc;
 pub mod rundir;
 pub mod scan;
 pub mod sig;

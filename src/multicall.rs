@@ -40,6 +40,8 @@ pub enum Applet {
     Rsvtai64nlocal,
     Rsvexec,
     RsvImport,
+    /// s6-rc's client (`rsv::rc`).
+    S6Rc,
 }
 
 /// Which set of names a link belongs to (what `rsv install` creates).
@@ -78,6 +80,7 @@ pub const NAMES: &[(&str, Applet, Set)] = &[
     ("s6-svscanctl", Applet::Rsvscanctl, Set::S6),
     ("s6-log", Applet::Rsvlog, Set::S6),
     ("s6-tai64nlocal", Applet::Rsvtai64nlocal, Set::S6),
+    ("s6-rc", Applet::S6Rc, Set::S6),
 ];
 
 /// The name of the multi-call binary itself.

@@ -206,7 +206,11 @@ pub fn import(text: &str, here: &Path) -> Result<Outcome, String> {
             autostart: !svc.down,
         })
         .collect();
-    for (svc, deps) in out.services.iter_mut().zip(priority::dependencies(&entries)) {
+    for (svc, deps) in out
+        .services
+        .iter_mut()
+        .zip(priority::dependencies(&entries))
+    {
         svc.deps = deps;
     }
     Ok(out)
