@@ -387,7 +387,7 @@ mod tests {
         assert_eq!(line(&s, 10_000), "down, 0 s ago, waiting for: db");
         let s = rec(Kind::Longrun, St::Down, Last::None, &[("mig", true)]);
         assert_eq!(longrun_suffix(&s), ", waiting for: mig (failed)");
-        assert_eq!(probe_failure(&s, 10_000).is_some(), true);
+        assert!(probe_failure(&s, 10_000).is_some());
     }
 
     #[test]
