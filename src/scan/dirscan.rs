@@ -1,7 +1,9 @@
 //! Reading the scan directory: which entries are services, what changed since the last scan
 //! (decided by [`super::plan`]), and inotify watches on entries still waiting for `run`.
 
+use super::source;
 use super::*;
+use crate::deps::graph::Kind;
 
 impl Scanner {
     pub(super) fn known_view(&self) -> BTreeMap<Id, Known> {
@@ -60,6 +62,8 @@ impl Scanner {
         let mut fresh = HashMap::new();
         let mut seen = Vec::new();
         let mut candidates = Vec::new();
+        let mut entries = Vec::new();
+        let mut live = std::collections::HashSet::new();
         for name in names {
             let l = match fs::symlink_metadata(&name) {
                 Ok(l) => l,
@@ -83,6 +87,29 @@ impl Scanner {
                 continue;
             }
             let id = (m.dev(), m.ino());
+            let src = match self.sources.get(&id) {
+                Some(src) => src.clone(),
+                None => {
+                    match source::read(Path::new(&name), &format!("{}/{name}", self.opts.dir)) {
+                        Ok(src) => src,
+                        Err(msg) => {
+                            if !self.scanned {
+                                crate::diag::fatal(&self.opts.prog, crate::diag::EXIT_USAGE, &msg);
+                            }
+                            self.report(&mut fresh, &name, format!("source:{sig}:{msg}"), &msg);
+                            candidates.push((id, name));
+                            continue;
+                        }
+                    }
+                }
+            };
+            if src.kind != Kind::Longrun {
+                // Oneshots and bundles have no supervisor: the graph runs them.
+                self.sources.insert(id, src.clone());
+                live.insert(id);
+                entries.push((name, src));
+                continue;
+            }
             if !self.svcs.contains_key(&id) {
                 // A new service starts once its run is there and executable: inotify reports
                 // the file being created before it is written and made executable, and a
@@ -92,6 +119,7 @@ impl Scanner {
                         let msg =
                             format!("{}/{name} has no run file: waiting for one", self.opts.dir);
                         self.report(&mut fresh, &name, format!("norun:{sig}"), &msg);
+                        entries.push((name.clone(), src));
                         candidates.push((id, name));
                         continue;
                     }
@@ -101,15 +129,23 @@ impl Scanner {
                             self.opts.dir
                         );
                         self.report(&mut fresh, &name, format!("noexec:{sig}"), &msg);
+                        entries.push((name.clone(), src));
                         candidates.push((id, name));
                         continue;
                     }
                     Ok(_) => {}
                 }
             }
+            self.sources.insert(id, src.clone());
+            live.insert(id);
+            entries.push((name.clone(), src));
             seen.push(Seen { id, name });
         }
+        self.sources.retain(|id, _| live.contains(id));
         self.update_watches(&candidates);
+        self.graph_update(&entries, &mut fresh);
+        self.scanned = true;
+        self.graph_tick();
         let acts = plan::diff(
             self.opts.mode,
             &seen,

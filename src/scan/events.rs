@@ -11,6 +11,7 @@ impl Scanner {
             self.read_control();
             self.read_inotify(&mut buf);
             self.read_log(&mut buf);
+            self.read_reports(&mut buf);
             self.reap();
             self.pump_mux();
             if self.stop.is_none() {
@@ -19,6 +20,8 @@ impl Scanner {
                 }
                 self.restarts();
             }
+            self.graph_tick();
+            self.graph_essential();
             let now = Instant::now();
             self.main_tick(now);
             if let Some(r) = self.next_rescan {
@@ -59,6 +62,9 @@ impl Scanner {
                 _ => x,
             })
         };
+        if let Some(g) = self.graph_deadline() {
+            nearer(g);
+        }
         match &self.stop {
             Some(st) => {
                 nearer(st.killed.unwrap_or(st.deadline));
@@ -84,6 +90,7 @@ impl Scanner {
                 PollFd::new(std::os::fd::AsFd::as_fd(&self.sig_r), PollFlags::POLLIN),
                 PollFd::new(std::os::fd::AsFd::as_fd(&self.inotify), PollFlags::POLLIN),
                 PollFd::new(std::os::fd::AsFd::as_fd(&self.ctl), PollFlags::POLLIN),
+                PollFd::new(std::os::fd::AsFd::as_fd(&self.report_r), PollFlags::POLLIN),
             ];
             if let Some(l) = &self.log_r {
                 fds.push(PollFd::new(std::os::fd::AsFd::as_fd(l), PollFlags::POLLIN));
@@ -164,17 +171,39 @@ impl Scanner {
         }
     }
 
+    /// Reads the control FIFO: single letters (s6-svscanctl's), and request lines for the
+    /// dependency graph (`+NONCE NAMES\n`, `-NONCE NAMES\n`), each written in one write().
     pub(super) fn read_control(&mut self) {
-        let mut b = [0u8; 256];
+        let mut b = [0u8; 4096];
         loop {
             let n = match self.ctl.read(&mut b) {
                 Ok(n) if n > 0 => n,
                 _ => break,
             };
-            for &c in &b[..n] {
-                self.letter(c);
+            let mut k = 0;
+            while k < n {
+                let c = b[k];
+                if c == b'+' || c == b'-' {
+                    let end = b[k..n]
+                        .iter()
+                        .position(|&x| x == b'\n')
+                        .map_or(n, |p| k + p);
+                    let line = String::from_utf8_lossy(&b[k..end]).into_owned();
+                    self.graph_request(&line);
+                    k = end + 1;
+                    continue;
+                }
+                if c != b'\n' {
+                    self.letter(c);
+                }
+                k += 1;
             }
         }
+    }
+
+    /// Drains the report pipe: the engine looks at its longruns on its next round.
+    pub(super) fn read_reports(&mut self, buf: &mut [u8]) {
+        while matches!(self.report_r.read(buf), Ok(n) if n > 0) {}
     }
 
     /// s6-svscanctl's letters, in both modes.
@@ -226,6 +255,9 @@ impl Scanner {
                 Ok(WaitStatus::StillAlive) | Err(_) => break,
                 Ok(st) => {
                     if let Some(pid) = st.pid() {
+                        if self.graph_reaped(pid.as_raw(), &st) {
+                            continue;
+                        }
                         self.reaped(pid.as_raw(), &st);
                         self.died(pid.as_raw());
                     }

@@ -13,10 +13,13 @@
 mod ctl;
 mod dirscan;
 mod events;
+mod graph;
 pub mod logmux;
 pub mod main_cmd;
+mod oneshot;
 pub mod plan;
 mod setup;
+mod source;
 mod stop;
 mod supervisors;
 
@@ -56,6 +59,10 @@ use plan::{Act, AfterDeath, Id, Known, Seen};
 /// Exit status when the shutdown bound (`-T`) expired and what still ran was SIGKILLed.
 pub const EXIT_KILLED: i32 = 1;
 
+/// The environment variable that tells services (and clients they run) the absolute path of
+/// the scan directory.
+pub const SCANDIR_VAR: &str = "RSV_SCANDIR";
+
 /// Control directory, lock and FIFO (the same paths as s6-svscan's, in both modes).
 pub use crate::rundir::SCAN_CTL_DIR as CTL_DIR;
 
@@ -89,6 +96,29 @@ pub struct Options {
     pub prefix: bool,
     /// `--init PROG`: programs run in order before any service starts.
     pub init: Vec<PathBuf>,
+    /// `--up NAME`: the start set (with their dependencies); empty: every service not
+    /// marked `down`.
+    pub up: Vec<String>,
+    /// How long the main command waits for the start set to settle (None: as long as it
+    /// takes); past it, the start counts as failed.
+    pub up_timeout_ms: Option<u64>,
+    /// What a failure in the start set does to the main command.
+    pub on_up_failure: UpFailure,
+    /// While the main command runs, signals to the scanner go to it (true, the default);
+    /// false: SIGTERM/SIGINT/SIGQUIT start the orderly stop (CMD gets SIGTERM then).
+    pub cmd_signals: bool,
+}
+
+/// What a failure of the start set (a oneshot failed, a longrun timed out, the settle bound
+/// passed) does before the main command starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UpFailure {
+    /// Start the main command anyway (the failure was reported as a warning).
+    Continue,
+    /// The same, with one more warning naming what failed.
+    Warn,
+    /// Stop everything and exit with this code.
+    Stop(i32),
 }
 
 impl Options {
@@ -108,6 +138,10 @@ impl Options {
             wait_ready_ms: None,
             prefix: false,
             init: Vec::new(),
+            up: Vec::new(),
+            up_timeout_ms: None,
+            on_up_failure: UpFailure::Continue,
+            cmd_signals: true,
         }
     }
 }
@@ -187,6 +221,17 @@ struct Scanner {
     decided: Option<i32>,
     /// `--prefix`: the services' prefix pipes (None without the option: no cost).
     mux: Option<logmux::LogMux>,
+    /// The scanner's control directory (`.s6-svscan`, or its runtime replacement).
+    ctl_dir: PathBuf,
+    /// The dependency engine, when the scan directory has a graph.
+    graph: Option<graph::Engine>,
+    /// Graph files read per service directory (by identity), kept while it exists.
+    sources: HashMap<Id, source::Source>,
+    /// The first scan is done (a bad graph after it is reported, not fatal).
+    scanned: bool,
+    /// Graph longruns' supervisors write a byte here on every change of their state.
+    report_r: File,
+    report_w: std::os::fd::OwnedFd,
 }
 
 fn fatal(prog: &str, msg: &str) -> ! {
@@ -238,6 +283,10 @@ pub fn run(mut opts: Options) -> i32 {
         fatal(&prog, &format!("unable to read {shown}: {}", errtext(&e)));
     }
     let (ctl_dir, ctl_shown) = place_ctl_dir(&prog, &shown);
+    let abs_dir = std::env::current_dir().unwrap_or_else(|_| PathBuf::from(&shown));
+    // SAFETY: rsvscan is single-threaded (signal-hook's handlers start no thread): nothing
+    // reads the environment concurrently.
+    unsafe { std::env::set_var(SCANDIR_VAR, &abs_dir) };
     let lock = match lock::take_both_or_replace(&ctl_dir.join("lock")) {
         Ok(f) => f,
         Err(LockError::Busy) => fatal(
@@ -356,6 +405,9 @@ pub fn run(mut opts: Options) -> i32 {
     run_init_steps(&prog, &opts.init, &sig_r, &flags);
 
     let sup_path = opts.supervisor.clone().unwrap_or_else(default_supervisor);
+    let (report_r, report_w) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)
+            .unwrap_or_else(|e| fatal(&prog, &format!("unable to create a pipe: {}", e.desc())));
     let next_rescan =
         (opts.rescan_ms > 0).then(|| Instant::now() + Duration::from_millis(opts.rescan_ms));
     let mut s = Scanner {
@@ -380,6 +432,12 @@ pub fn run(mut opts: Options) -> i32 {
         main,
         decided: None,
         mux: None,
+        ctl_dir: ctl_dir.clone(),
+        graph: None,
+        sources: HashMap::new(),
+        scanned: false,
+        report_r: File::from(report_r),
+        report_w,
     };
     if s.opts.prefix {
         s.mux = Some(logmux::LogMux::new());

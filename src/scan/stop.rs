@@ -17,10 +17,18 @@ impl Scanner {
             orphans_termed: false,
         });
         if !abort {
-            let ids: Vec<Id> = self.svcs.keys().copied().collect();
+            // Services of the dependency graph that are up stop in reverse order (the engine
+            // signals each supervisor once its dependents are down); all others at once.
+            let ids: Vec<Id> = self
+                .svcs
+                .iter()
+                .filter(|(_, s)| !self.graph_holds(&s.name))
+                .map(|(id, _)| *id)
+                .collect();
             for id in ids {
                 self.term(id, libc::SIGTERM);
             }
+            self.graph_stop_all();
         }
         self.svcs.retain(|_, s| s.pid.is_some());
     }
@@ -36,7 +44,8 @@ impl Scanner {
         if abort {
             return Some(done);
         }
-        if self.svcs.values().all(|s| s.pid.is_none()) {
+        let graph_idle = self.graph.as_ref().is_none_or(|e| e.idle());
+        if graph_idle && self.svcs.values().all(|s| s.pid.is_none()) {
             // Every supervisor is gone. What still runs are orphans of services (daemons that
             // double-forked), reparented to us as PID 1 or subreaper: they get SIGTERM too,
             // as an init gives them, and the same bound.

@@ -1,12 +1,16 @@
 //! Starting, restarting and signalling the supervisors (one `rsupervise` per service).
 
 use super::*;
+use crate::report::VAR as REPORT_VAR;
 
 impl Scanner {
     pub(super) fn died(&mut self, pid: i32) {
         let Some(id) = self.by_pid.remove(&pid) else {
             return;
         };
+        if let Some(name) = self.svcs.get(&id).map(|s| s.name.clone()) {
+            self.graph_supervisor_gone(&name);
+        }
         let stopping = self.stop.is_some();
         let Some(s) = self.svcs.get_mut(&id) else {
             return;
@@ -54,7 +58,28 @@ impl Scanner {
             // The multi-call binary picks the program from argv[0].
             cmd.arg0("rsupervise");
         }
-        cmd.args(["--compat", mode, "--", &s.name]);
+        cmd.args(["--compat", mode]);
+        let member = self.graph.as_ref().is_some_and(|e| e.longrun(&s.name));
+        if member {
+            // A longrun of the graph: held down until its dependencies are up, and reporting
+            // each change of its state on our pipe.
+            if !self.graph.as_ref().is_some_and(|e| e.free_start(&s.name)) {
+                cmd.arg("--held");
+            }
+            let fd = self.report_w.as_raw_fd();
+            cmd.env(REPORT_VAR, fd.to_string());
+            // SAFETY: fcntl is async-signal-safe; called in the child between fork and exec
+            // on a descriptor this process owns, so that exec keeps it.
+            unsafe {
+                cmd.pre_exec(move || {
+                    libc::fcntl(fd, libc::F_SETFD, 0);
+                    Ok(())
+                });
+            }
+        } else {
+            cmd.env_remove(REPORT_VAR);
+        }
+        cmd.args(["--", &s.name]);
         if self.opts.setsid {
             // SAFETY: setsid is async-signal-safe; called in the child between fork and exec.
             unsafe {
@@ -80,6 +105,7 @@ impl Scanner {
                 s.pid = Some(pid);
                 s.restart_at = None;
                 self.by_pid.insert(pid, id);
+                self.graph_spawned(&name);
             }
             Err(e) => {
                 s.restart_at = Some(now + Duration::from_secs(1));
