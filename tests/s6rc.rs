@@ -84,33 +84,42 @@ impl Tree {
         }
     }
 
-    /// A longrun that logs `up-NAME` when it starts and `down-NAME` at SIGTERM.
+    /// A longrun that logs `up-NAME` when it starts, then says it is ready (so the log's
+    /// order is the start order), and logs `down-NAME` at SIGTERM.
     fn longrun(&self, name: &str, deps: &[&str]) {
         let d = self.dir(name);
         fs::write(d.join("type"), "longrun\n").unwrap();
+        fs::write(d.join("notification-fd"), "3\n").unwrap();
         script(
             &d.join("run"),
             &format!(
-                "#!/bin/sh\necho up-{name} >> {log}\ntrap 'echo down-{name} >> {log}; exit 0' TERM\nwhile :; do sleep 0.05; done\n",
+                "#!/bin/sh\necho up-{name} >> {log}\necho >&3\nexec 3>&-\ntrap 'echo down-{name} >> {log}; exit 0' TERM\nwhile :; do sleep 0.05; done\n",
                 log = self.log.display()
             ),
         );
         self.deps(name, deps);
     }
 
-    /// A oneshot whose `up` (one line naming a script, s6-overlay's form) runs `body`.
+    /// A oneshot whose `up` (one line naming a script, s6-overlay's form) runs `body`, and
+    /// whose `down` logs `down-NAME`.
     fn oneshot(&self, name: &str, deps: &[&str], body: &str) {
+        self.oneshot_up(name, deps, body);
         let d = self.dir(name);
-        fs::write(d.join("type"), "oneshot\n").unwrap();
-        let up = d.join("up.sh");
-        script(&up, &format!("#!/bin/sh\n{body}\n"));
-        fs::write(d.join("up"), format!("{}\n", up.display())).unwrap();
         let down = d.join("down.sh");
         script(
             &down,
             &format!("#!/bin/sh\necho down-{name} >> {}\n", self.log.display()),
         );
         fs::write(d.join("down"), format!("{}\n", down.display())).unwrap();
+    }
+
+    /// A oneshot with an `up` only.
+    fn oneshot_up(&self, name: &str, deps: &[&str], body: &str) {
+        let d = self.dir(name);
+        fs::write(d.join("type"), "oneshot\n").unwrap();
+        let up = d.join("up.sh");
+        script(&up, &format!("#!/bin/sh\n{body}\n"));
+        fs::write(d.join("up"), format!("{}\n", up.display())).unwrap();
         self.deps(name, deps);
     }
 
@@ -259,10 +268,16 @@ fn failures_timeouts_and_rsvstat() {
         return;
     }
     let tr = Tree::new("s6rc-fail");
-    tr.oneshot("bad", &[], "exit 1");
-    tr.oneshot("slow", &[], "sleep 30");
+    tr.oneshot_up("bad", &[], "exit 1");
+    tr.oneshot_up("slow", &[], "sleep 30");
     fs::write(tr.scan.join("slow/timeout-up"), "300\n").unwrap();
-    tr.oneshot("ok", &[], "exit 0");
+    tr.oneshot_up("ok", &[], "exit 0");
+    let flag = tr.scan.join("../slow-now");
+    tr.oneshot_up(
+        "sleeper",
+        &[],
+        &format!("if [ -e {} ]; then sleep 30; fi", flag.display()),
+    );
     tr.longrun("app", &["bad"]);
     tr.longrun("db", &["ok"]);
     let mut ns = tr.start();
@@ -332,8 +347,11 @@ fn failures_timeouts_and_rsvstat() {
     );
     assert!(t0.elapsed() < Duration::from_secs(10));
     // The client's own timeout: 2.
-    fs::write(tr.scan.join("slow/timeout-up"), "0\n").unwrap();
-    let (c, _, err) = s6rc(&tr.scan, &["-t", "300", "-u", "change", "slow"]);
+    wait_state(&tr.scan, "sleeper", "up");
+    let (c, _, err) = s6rc(&tr.scan, &["-d", "change", "sleeper"]);
+    assert_eq!(c, 0, "{err}");
+    fs::write(&flag, "").unwrap();
+    let (c, _, err) = s6rc(&tr.scan, &["-t", "300", "-u", "change", "sleeper"]);
     assert_eq!((c, err.as_str()), (2, "s6-rc: fatal: timed out\n"));
     ns.stop();
 }
@@ -354,7 +372,7 @@ fn rsvc_down_takes_dependents_along() {
     // Nothing depends on solo: today's behaviour, nothing said.
     let (c, _, err) = run(
         Command::new(bin("rsvc"))
-            .args(["-wd"])
+            .args(["-wd", "-d"])
             .arg(tr.scan.join("solo")),
         LIMIT,
     );
@@ -363,7 +381,7 @@ fn rsvc_down_takes_dependents_along() {
     fs::write(&tr.log, "").unwrap();
     let (c, _, err) = run(
         Command::new(bin("rsvc"))
-            .args(["-wd"])
+            .args(["-wd", "-d"])
             .arg(tr.scan.join("db")),
         LIMIT,
     );
