@@ -21,6 +21,10 @@ pub fn rsvc_down(prog: &str, sd: &Path) -> Option<i32> {
     };
     let live = Live::at(scandir);
     let g = live.read().ok()??;
+    // A graph left by a scanner that is gone: the supervisor is all there is to tell.
+    if !live.listening() {
+        return None;
+    }
     g.svc(name)?;
     let dependents = select::dependents(&g, name);
     if dependents.is_empty() {
