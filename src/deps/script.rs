@@ -10,6 +10,9 @@ pub enum Plan {
     Execline,
     /// The one command line, split into words.
     Direct(Vec<String>),
+    /// No command at all (empty, or comments only): succeeds at once, as `execlineb -P`
+    /// does with such a file.
+    Nothing,
 }
 
 /// Splits one execline-style command line into words: blanks separate words, double quotes
@@ -72,6 +75,13 @@ pub fn plan(text: &str, have_execline: bool) -> Result<Plan, String> {
     if have_execline {
         return Ok(Plan::Execline);
     }
+    if text
+        .lines()
+        .map(str::trim)
+        .all(|l| l.is_empty() || l.starts_with('#'))
+    {
+        return Ok(Plan::Nothing);
+    }
     one_line(text)
         .map(Plan::Direct)
         .map_err(|why| format!("{why}: it needs execlineb, which is not installed"))
@@ -103,6 +113,10 @@ mod tests {
         assert_eq!(
             plan("x y", false),
             Ok(Plan::Direct(vec!["x".into(), "y".into()]))
+        );
+        assert_eq!(
+            plan("# This file does nothing, it only orders\n\n", false),
+            Ok(Plan::Nothing)
         );
         let e = plan("if { true } echo", false).unwrap_err();
         assert!(e.contains("needs execlineb"), "{e}");

@@ -666,7 +666,13 @@ impl Scanner {
         let r = super::oneshot::spawn(Path::new(name), file, &shown, execline);
         let Some(e) = self.engine_mut() else { return };
         match r {
-            Ok(pid) => e.rt[i].script = Some(pid),
+            Ok(Some(pid)) => e.rt[i].script = Some(pid),
+            Ok(None) => {
+                e.rt[i].last = Last::Exit(0);
+                e.rt[i].deadline = None;
+                let starting = e.nodes[i].st == St::Starting;
+                e.set(i, if starting { St::Up } else { St::Down });
+            }
             Err(msg) => {
                 e.rt[i].last = Last::Exit(EXIT_SYS);
                 e.rt[i].deadline = None;

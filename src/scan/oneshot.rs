@@ -23,8 +23,9 @@ pub fn have_execline() -> bool {
     })
 }
 
-/// Starts `dir/file` (`up` or `down`); returns its pid, or the one-line reason it cannot run.
-pub fn spawn(dir: &Path, file: &str, shown: &str, execline: bool) -> Result<i32, String> {
+/// Starts `dir/file` (`up` or `down`); returns its pid (None: the file holds no command and
+/// succeeds at once), or the one-line reason it cannot run.
+pub fn spawn(dir: &Path, file: &str, shown: &str, execline: bool) -> Result<Option<i32>, String> {
     let path = dir.join(file);
     let text = fs::read_to_string(&path)
         .map_err(|e| format!("unable to read {shown}/{file}: {}", errtext(&e)))?;
@@ -39,13 +40,21 @@ pub fn spawn(dir: &Path, file: &str, shown: &str, execline: bool) -> Result<i32,
             c.args(&words[1..]);
             c
         }
+        Plan::Nothing => return Ok(None),
     };
-    cmd.current_dir(dir).stdin(Stdio::null()).process_group(0);
+    // No input for a script; a root without /dev/null (a bare chroot) still runs it, with
+    // the scanner's stdin.
+    let stdin = if Path::new("/dev/null").exists() {
+        Stdio::null()
+    } else {
+        Stdio::inherit()
+    };
+    cmd.current_dir(dir).stdin(stdin).process_group(0);
     match cmd.spawn() {
         Ok(child) => {
             let pid = child.id() as i32;
             drop(child); // reaped by the scanner's waitpid(-1) loop
-            Ok(pid)
+            Ok(Some(pid))
         }
         Err(e) => Err(format!("unable to run {shown}/{file}: {}", errtext(&e))),
     }

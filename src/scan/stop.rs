@@ -31,6 +31,8 @@ impl Scanner {
             self.graph_stop_all();
         }
         self.svcs.retain(|_, s| s.pid.is_some());
+        // Begin the graph's stop now: this may be called after the loop's round of the engine.
+        self.graph_tick();
     }
 
     /// Returns the exit code once the stop is complete.
