@@ -836,6 +836,9 @@ pub fn main(args: &[String], strict: bool) -> i32 {
     let mut out = String::new();
     if a.prom {
         prom::write(&mut out, &infos, now, now_ms);
+        if graphs.any() {
+            graph::prom(&mut out, &graphs, &infos);
+        }
     } else if a.json {
         if many {
             out.push('[');

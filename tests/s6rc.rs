@@ -323,6 +323,39 @@ fn failures_timeouts_and_rsvstat() {
         js.contains("\"type\":\"oneshot\",\"dependencies\":[],\"waiting_for\":[],\"graph_state\":\"failed\",\"timed_out\":true"),
         "{js}"
     );
+    // The objects follow docs/status-schema.json (checked when python3 has jsonschema).
+    let has_jsonschema = Command::new("python3")
+        .args(["-c", "import jsonschema"])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if has_jsonschema {
+        let f = tr.scan.join("../status.json");
+        fs::write(&f, &js).unwrap();
+        let schema = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/status-schema.json");
+        let (c, _, err) = run(
+            Command::new("python3")
+                .arg("-c")
+                .arg("import json,sys,jsonschema\njsonschema.Draft202012Validator(json.load(open(sys.argv[1]))).validate(json.load(open(sys.argv[2])))")
+                .arg(&schema)
+                .arg(&f),
+            LIMIT,
+        );
+        assert_eq!(c, 0, "{err}\n{js}");
+    }
+    // --prom: the engine's view, one sample per graph member.
+    let (c, prom, _) = run(
+        Command::new(bin("rsvstat")).arg("--prom").arg(&tr.scan),
+        LIMIT,
+    );
+    assert_eq!(c, 0);
+    for want in [
+        "rsv_service_start_failed{service=\"bad\",type=\"oneshot\"} 1\n",
+        "rsv_service_graph_up{service=\"ok\",type=\"oneshot\"} 1\n",
+        "rsv_service_waiting_dependencies{service=\"app\",type=\"longrun\"} 1\n",
+    ] {
+        assert!(prom.contains(want), "{want} in\n{prom}");
+    }
     // --ready names what keeps the tree from being ready.
     let (c, out, _) = run(
         Command::new(bin("rsvstat")).arg("--ready").arg(&tr.scan),

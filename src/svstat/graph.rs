@@ -339,6 +339,43 @@ pub fn probe_main(
     }
 }
 
+/// `rsvstat --prom` families for a tree with a graph, after the usual ones: each with its
+/// HELP and TYPE lines, one sample per graph member.
+pub fn prom(out: &mut String, graphs: &Graphs, infos: &[Info]) {
+    type Val = fn(&SvcRec) -> u64;
+    let families: [(&str, &str, Val); 3] = [
+        (
+            "rsv_service_graph_up",
+            "1 when the dependency engine counts the service as up (a oneshot: its up script exited 0).",
+            |s| u64::from(s.st == St::Up),
+        ),
+        (
+            "rsv_service_start_failed",
+            "1 when the service's last start failed (up script failed or timed out, longrun died before ready).",
+            |s| u64::from(s.st == St::Failed),
+        ),
+        (
+            "rsv_service_waiting_dependencies",
+            "Dependencies not up yet while the service waits to start.",
+            |s| s.waiting.len() as u64,
+        ),
+    ];
+    for (name, help, val) in families {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+        for info in infos {
+            if let Some(s) = graphs.member(&info.path) {
+                let _ = writeln!(
+                    out,
+                    "{name}{{service=\"{}\",type=\"{}\"}} {}",
+                    super::prom::label_value(&info.name),
+                    s.kind.as_str(),
+                    val(s)
+                );
+            }
+        }
+    }
+}
+
 /// `rsvstat DIR` of one service dir that is an atom without a supervisor: its line, or None
 /// when DIR is not such an atom.
 pub fn single(dir: &str, now_ms: u64) -> Option<String> {
