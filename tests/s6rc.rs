@@ -201,14 +201,28 @@ fn change_lists_and_order() {
     tr.longrun("web", &["app"]);
     fs::write(tr.scan.join("web/down"), "").unwrap();
     tr.bundle("front", &["web"]);
+    // A service calls s6-rc without -l: rsvscan's RSV_SCANDIR leads it to the scan dir.
+    let listed = tr.scan.join("../listed");
+    let lister = tr.dir("lister");
+    fs::write(lister.join("type"), "longrun\n").unwrap();
+    script(
+        &lister.join("run"),
+        &format!(
+            "#!/bin/sh\n{} s6-rc listall lister > {l}.tmp\necho $? >> {l}.tmp\nmv {l}.tmp {l}\nexec sleep 1000\n",
+            bin("rsv").display(),
+            l = listed.display()
+        ),
+    );
     let mut ns = tr.start();
     wait_state(&tr.scan, "app", "up");
+    let l = wait_for(LIMIT, "lister's s6-rc", || fs::read_to_string(&listed).ok());
+    assert_eq!(l, "lister\n0\n");
 
     let (c, out, err) = s6rc(&tr.scan, &["-a", "list"]);
     assert_eq!(c, 0, "{err}");
     let mut active: Vec<&str> = out.lines().collect();
     active.sort();
-    assert_eq!(active, ["app", "db", "init"]);
+    assert_eq!(active, ["app", "db", "init", "lister"]);
     let (c, out, _) = s6rc(&tr.scan, &["-da", "list"]);
     assert_eq!((c, out.as_str()), (0, "web\n"));
     let (c, out, _) = s6rc(&tr.scan, &["listall", "web"]);
@@ -241,7 +255,7 @@ fn change_lists_and_order() {
     assert!(pos(&l, "down-web") < pos(&l, "down-app"), "{l:?}");
     assert!(pos(&l, "down-app") < pos(&l, "down-db"), "{l:?}");
     let (_, out, _) = s6rc(&tr.scan, &["-a", "list"]);
-    assert_eq!(out, "init\n");
+    assert_eq!(out, "init\nlister\n");
 
     // Up again: db before app.
     fs::write(&tr.log, "").unwrap();
