@@ -32,14 +32,16 @@ impl Graphs {
                     q.to_path_buf()
                 }
             });
-            for cand in std::iter::once(p.clone()).chain(parent) {
-                if v.iter().any(|(s, _)| *s == cand) || !cand.is_dir() {
-                    continue;
-                }
-                if let Ok(Some(g)) = Live::at(&cand).read() {
-                    v.push((cand, g));
-                    break;
-                }
+            // A service dir's graph is its scan dir's; a scan dir's is its own.
+            let service = ["run", "up", "type"].iter().any(|f| p.join(f).exists());
+            let Some(cand) = (if service { parent } else { Some(p.clone()) }) else {
+                continue;
+            };
+            if v.iter().any(|(s, _)| *s == cand) || !cand.is_dir() {
+                continue;
+            }
+            if let Ok(Some(g)) = Live::at(&cand).read() {
+                v.push((cand, g));
             }
         }
         Graphs(v)
