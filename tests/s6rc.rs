@@ -264,12 +264,24 @@ fn change_lists_and_order() {
     let l = tr.log();
     assert!(pos(&l, "up-db") < pos(&l, "up-app"), "{l:?}");
 
+    // A dry run changes nothing and prints the transitions in order.
+    let (c, _, err) = s6rc(&tr.scan, &["-d", "change", "db"]);
+    assert_eq!(c, 0, "{err}");
+    let (c, out, err) = s6rc(&tr.scan, &["-n", "0", "-u", "change", "front"]);
+    assert_eq!(c, 0, "{err}");
+    assert_eq!(out, "dry run: start db\ndry run: start app\ndry run: start web\n");
+    assert_eq!(graph_state(&tr.scan, "db").as_deref(), Some("down"));
+    // Prune: exactly db and what it needs stay up.
+    let (c, _, err) = s6rc(&tr.scan, &["-pu", "change", "db"]);
+    assert_eq!(c, 0, "{err}");
+    let (_, out, _) = s6rc(&tr.scan, &["-a", "list"]);
+    assert_eq!(out, "db\ninit\n");
+
     // Everything down: the oneshot's down script runs last.
     fs::write(&tr.log, "").unwrap();
     let (c, _, err) = s6rc(&tr.scan, &["-da", "change"]);
     assert_eq!(c, 0, "{err}");
     let l = tr.log();
-    assert!(pos(&l, "down-app") < pos(&l, "down-db"), "{l:?}");
     assert!(pos(&l, "down-db") < pos(&l, "down-init"), "{l:?}");
     let (_, out, _) = s6rc(&tr.scan, &["-a", "list"]);
     assert_eq!(out, "");
