@@ -624,3 +624,58 @@ fn the_deps_example_runs_in_the_order_its_readme_shows() {
         .collect();
     assert_eq!(lines(), shown);
 }
+
+#[test]
+fn runit_mode_rsvscanctl_stop_and_a_killed_supervisor_keep_the_graph() {
+    if !unshare_ok() {
+        return;
+    }
+    let t = TempDir::new("deps-runit");
+    let tr = Tree::new(&t);
+    tr.longrun("db", &[], "");
+    tr.oneshot("mig", &["db"], "", true);
+    tr.longrun("app", &["mig"], "");
+    let mut ns = tr.start(&["--compat", "runit"], &t);
+    tr.wait_state("app", "up");
+    assert!(tr.scan.join("app/supervise/stat").exists(), "runit layout");
+    // A supervisor killed while its service is up is replaced without holding the service
+    // down: the graph still counts it as up, and nothing else restarts.
+    let sup = wait_for(LIMIT, "app's supervisor", || {
+        ns.procs().into_iter().find(|&p| {
+            scan::cmdline(p).contains("rsupervise") && scan::cmdline(p).trim_end().ends_with(" app")
+        })
+    });
+    common::kill_pid(sup);
+    wait_for(LIMIT, "app restarted", || {
+        (tr.order("start").iter().filter(|n| *n == "app").count() == 2).then_some(())
+    });
+    assert_eq!(tr.rec("app").unwrap()[1], "up");
+    assert_eq!(tr.order("up"), ["mig"], "mig ran once");
+    // rsvscanctl -t: the same reverse order as SIGTERM.
+    let (code, _, err) = run(
+        Command::new(bin("rsvscanctl")).arg("-t").arg(&tr.scan),
+        LIMIT,
+    );
+    assert_eq!(code, 0, "{err}");
+    let status = wait_for(LIMIT, "rsvscan's exit", || {
+        ns.guard.0.as_mut().unwrap().try_wait().ok().flatten()
+    });
+    assert_eq!(status.code(), Some(0), "{}", ns.stderr());
+    let stops: Vec<String> = tr
+        .events()
+        .into_iter()
+        .filter(|(w, _, _)| w == "finish" || w == "down")
+        .map(|(w, n, _)| format!("{w} {n}"))
+        .collect();
+    assert_eq!(
+        stops.last().map(String::as_str),
+        Some("finish db"),
+        "{stops:?}"
+    );
+    let n = stops.len();
+    assert_eq!(
+        stops[n - 3..],
+        ["finish app", "down mig", "finish db"],
+        "{stops:?}"
+    );
+}
