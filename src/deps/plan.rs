@@ -375,6 +375,9 @@ mod tests {
         let all: BTreeSet<usize> = (0..n.len()).collect();
         want_up(&g, &mut n, &all);
         n[g.atom("s0_0").unwrap()].st = St::Failed;
+        for k in 1..4 {
+            n[g.atom(&format!("s0_{k}")).unwrap()].st = St::Up;
+        }
         let t = std::time::Instant::now();
         assert!(settled(&g, &n));
         assert!(blocked(&g, &n, g.atom("s29_3").unwrap()));
