@@ -469,10 +469,22 @@ impl Scanner {
         }
     }
 
-    /// Reads what the supervisor of longrun `name` says: (up and ready, down and finished).
+    /// Reads what the supervisor of longrun `name` wrote since it was started: (up and
+    /// ready, down and finished, gave up). Files from an earlier run say nothing.
     fn observe(&self, name: &str) -> (bool, bool, bool) {
-        let sd = Path::new(name);
-        let sup = crate::rundir::supervise_dir(sd);
+        let Some(started) = self
+            .svcs
+            .values()
+            .find(|s| s.name == name)
+            .map(|s| s.started)
+        else {
+            return (false, true, false);
+        };
+        let since = SystemTime::now() - started.elapsed();
+        let sup = crate::rundir::supervise_dir(Path::new(name));
+        if !main_cmd::fresh(&sup.join(crate::extstate::FILE), since) {
+            return (false, false, false);
+        }
         let ext = crate::extstate::read(&sup).ok();
         let gave_up = ext.as_ref().is_some_and(|x| x.gave_up);
         let (up, down) = match status::read_status(&sup) {

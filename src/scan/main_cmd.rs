@@ -198,7 +198,7 @@ pub fn supervise_dir(name: &str) -> PathBuf {
     crate::rundir::supervise_dir(Path::new(name))
 }
 
-fn fresh(p: &Path, since: SystemTime) -> bool {
+pub(super) fn fresh(p: &Path, since: SystemTime) -> bool {
     fs::metadata(p)
         .and_then(|m| m.modified())
         .is_ok_and(|t| t + MTIME_SLACK >= since)
