@@ -17,6 +17,7 @@ pub mod logger;
 pub mod machine;
 pub mod memtrim;
 pub mod multicall;
+pub mod overlay;
 pub mod proctitle;
 pub mod rc;
 pub mod report;
