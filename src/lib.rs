@@ -19,6 +19,7 @@ pub mod memtrim;
 pub mod multicall;
 pub mod overlay;
 pub mod proctitle;
+pub mod rc;
 pub mod report;
 pub mod rundir;
 pub mod scan;
