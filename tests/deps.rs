@@ -150,8 +150,15 @@ impl Tree {
             .collect()
     }
 
+    /// The whole rsv-graph file (read again while a rewrite has cut it).
     fn graph(&self) -> String {
-        fs::read_to_string(self.scan.join(".s6-svscan/rsv-graph")).unwrap_or_default()
+        wait_for(LIMIT, "a whole rsv-graph", || {
+            match fs::read_to_string(self.scan.join(".s6-svscan/rsv-graph")) {
+                Ok(t) if !t.ends_with("\nend\n") => None,
+                Ok(t) => Some(t),
+                Err(_) => Some(String::new()),
+            }
+        })
     }
 
     /// The rsv-graph record of `name`: its fields after `svc NAME`.
