@@ -132,8 +132,11 @@ fn orphans_of_services_are_reaped_when_not_pid1() {
     });
     // Reparented to the nearest subreaper: rsvscan (or rsupervise if it is one too).
     let scan = g.pid();
+    // (The subshell that wrote the pid may not have exited yet: wait for it to go.)
     let parent = wait_for(LIMIT, "orphan reparented", || {
-        ppid(orphan).filter(|&p| p != 1 && Some(p) != status_pid(&dir.join("a")))
+        ppid(orphan).filter(|&p| {
+            p != 1 && Some(p) != status_pid(&dir.join("a")) && ppid(p) != status_pid(&dir.join("a"))
+        })
     });
     assert!(
         parent == scan || ppid(parent) == Some(scan),
