@@ -16,6 +16,7 @@ pub mod logger;
 pub mod machine;
 pub mod memtrim;
 pub mod multicall;
+pub mod probe;
 pub mod proctitle;
 pub mod rundir;
 pub mod scan;

@@ -203,7 +203,7 @@ struct RunFiles {
 impl RunFiles {
     fn read(dir: &SvDir, is_log: bool) -> RunFiles {
         RunFiles {
-            plain: !health::notifies(dir) && !dir.exists("check"),
+            plain: !health::notifies(dir) && !health::has_checks(dir),
             essential: !is_log && dir.exists("essential"),
         }
     }
@@ -1013,7 +1013,7 @@ impl Sup {
     fn health_run_started(&mut self, i: usize) {
         let cfg = {
             let d = &mut self.svcs[i].dir;
-            if d.exists("check") {
+            if health::has_checks(d) {
                 let kill_ms = crate::machine::Files::timeout_kill(d);
                 health::read_config(d, kill_ms)
             } else {
@@ -1213,6 +1213,11 @@ impl Sup {
             }
         }
         let notify_w = notify.as_ref().map(|(_, w, n)| (w.as_raw_fd(), *n));
+        // Built-in probes run in the check child itself (cloned before the fork).
+        let probes = match what {
+            What::Check(..) => self.svcs[i].health.c.probes().cloned(),
+            _ => None,
+        };
         // A check leads its own process group, so that a timeout kills all of it.
         let setsid = matches!(what, What::Check(..))
             || (mode == Mode::S6 && !self.nosetsid && !matches!(what, What::Control(_)));
@@ -1291,6 +1296,11 @@ impl Sup {
                         } else if libc::dup2(w, n) == -1 {
                             fail(hs);
                         }
+                    }
+                    if let Some(p) = &probes {
+                        // Not exec'ing at once: release the supervisor from the handshake.
+                        libc::close(hs);
+                        crate::probe::child(p);
                     }
                     match &envp_ptrs {
                         Some(e) => libc::execve(path.as_ptr(), argv_ptrs.as_ptr(), e.as_ptr()),
