@@ -2,6 +2,7 @@
 //!
 //! One module per concern; the programs in `src/bin/` only parse arguments and call in here.
 
+pub mod cgroup;
 pub mod control;
 pub mod diag;
 pub mod envdir;
@@ -15,9 +16,11 @@ pub mod lock;
 pub mod logger;
 pub mod machine;
 pub mod memtrim;
+pub mod monit;
 pub mod multicall;
 pub mod probe;
 pub mod proctitle;
+pub mod proctree;
 pub mod rundir;
 pub mod scan;
 pub mod sig;
