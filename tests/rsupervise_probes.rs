@@ -248,3 +248,32 @@ fn invalid_probe_file_is_a_failing_check() {
     });
     sup.stop();
 }
+
+#[test]
+fn probes_example_parses_and_its_worker_runs() {
+    let ex = Path::new(env!("CARGO_MANIFEST_DIR")).join("servicedirs-examples/probes");
+    for (svc, file) in [("web", "check-http"), ("worker", "check-file")] {
+        let text = fs::read_to_string(ex.join(svc).join(file)).unwrap();
+        rsv::probe::parse(file, &text).unwrap_or_else(|e| panic!("{svc}/{file}: {e}"));
+    }
+    for f in ["web/run", "web/alert", "worker/run", ".rsv/alert"] {
+        let (code, _, err) = run(Command::new("sh").arg("-n").arg(ex.join(f)), T);
+        assert_eq!(code, 0, "sh -n {f}: {err}");
+    }
+    // The worker (a heartbeat file, no network): ready and healthy through check-file, and
+    // the scan dir's alert reports its start on stderr.
+    let t = TempDir::new("probe-example");
+    let scan = common::copy_example("probes", &t.path().join("probes"));
+    let sd = scan.join("worker");
+    let sup = Sup::start("s6", &scan, "worker");
+    let st = wait_state(&sd, "a healthy worker", |s| {
+        s.ready && s.health == Health::Healthy
+    });
+    assert!(st.health_output.starts_with("file heartbeat "), "{st:?}");
+    wait_for(T, "the alert line", || {
+        sup.err()
+            .contains("ALERT worker: started (pid ")
+            .then_some(())
+    });
+    sup.stop();
+}

@@ -192,6 +192,15 @@ const FAMILIES: &[(&str, &str, &str, Value)] = &[
         },
     ),
     (
+        "rsv_service_health_check_timestamp_seconds",
+        "gauge",
+        "Unix time the last health check ended.",
+        |i, _| {
+            let e = i.ext.as_ref()?;
+            (e.health_at_ms != 0).then(|| secs_ms(e.health_at_ms))
+        },
+    ),
+    (
         "rsv_service_memory_bytes",
         "gauge",
         "Memory of the service's processes (sum of PSS; its cgroup, run's tree and process group).",
@@ -231,15 +240,6 @@ const FAMILIES: &[(&str, &str, &str, Value)] = &[
         "gauge",
         "Processes the last run left running outside the current one (its process group, its cgroup).",
         |i, _| Some(i.res.leftovers.len().to_string()),
-    ),
-    (
-        "rsv_service_health_check_timestamp_seconds",
-        "gauge",
-        "Unix time the last health check ended.",
-        |i, _| {
-            let e = i.ext.as_ref()?;
-            (e.health_at_ms != 0).then(|| secs_ms(e.health_at_ms))
-        },
     ),
 ];
 
