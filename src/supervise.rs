@@ -262,7 +262,7 @@ pub fn run(opts: Options) -> i32 {
         }
     }
 
-    crate::monit::init(&shown);
+    let scan_alert = crate::monit::scan_alert(&shown);
     if let Err(e) = std::env::set_current_dir(&shown) {
         fatal(
             &prog,
@@ -346,7 +346,7 @@ pub fn run(opts: Options) -> i32 {
             ext_written: None,
             run_files,
             health: HealthRt::default(),
-            mon: Default::default(),
+            mon: crate::monit::Rt::new(scan_alert.clone()),
         });
     }
     // SAFETY: restores the creation mask.

@@ -29,7 +29,6 @@ pub mod guard;
 
 use std::ffi::CString;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 
 use crate::cgroup::Cgroup;
 use crate::extstate::{ExtState, Health};
@@ -41,19 +40,22 @@ pub const DEFAULT_SAMPLE_MS: u64 = 10_000;
 /// Grace given to leftovers when `timeout-kill` is not set.
 pub const LEFTOVER_GRACE_MS: u64 = 5000;
 
-static SCAN_ALERT: OnceLock<Option<PathBuf>> = OnceLock::new();
-
-/// Called by the supervisor before it changes to the service directory `dir` (as given on
-/// its command line): remembers where the scan directory's `.rsv/alert` would be.
-pub fn init(dir: &str) {
+/// Where the scan directory's `.rsv/alert` is, for a supervisor started on `dir` (as given
+/// on its command line, before it changes to it): None unless the scan directory has a
+/// `.rsv` directory at that moment (then nothing is kept, nor is the working directory
+/// read).
+pub fn scan_alert(dir: &str) -> Option<PathBuf> {
     let parent = Path::new(dir).parent().unwrap_or(Path::new(""));
-    let p = parent.join(".rsv/alert");
-    let abs = if p.is_absolute() {
+    let rsv = parent.join(".rsv");
+    if !std::fs::metadata(&rsv).is_ok_and(|m| m.is_dir()) {
+        return None;
+    }
+    let p = rsv.join("alert");
+    if p.is_absolute() {
         Some(p)
     } else {
         std::env::current_dir().ok().map(|c| c.join(p))
-    };
-    let _ = SCAN_ALERT.set(abs);
+    }
 }
 
 /// The settings read before a start of `run`.
@@ -81,7 +83,7 @@ fn limit(dir: &SvDir, name: &str, bytes: bool) -> Option<u64> {
     v
 }
 
-fn read_cfg(dir: &mut SvDir) -> Option<Cfg> {
+fn read_cfg(dir: &mut SvDir, scan_alert: Option<&Path>) -> Option<Cfg> {
     use crate::machine::Files;
     let mut limits = guard::Limits {
         memory: limit(dir, "limit-memory", true),
@@ -95,10 +97,9 @@ fn read_cfg(dir: &mut SvDir) -> Option<Cfg> {
     let alert = if std::fs::metadata(&own).is_ok() {
         Some(own)
     } else {
-        SCAN_ALERT
-            .get()
-            .and_then(|p| p.clone())
+        scan_alert
             .filter(|p| std::fs::metadata(p).is_ok())
+            .map(Path::to_path_buf)
     };
     if !limits.any() && !stop_tree && alert.is_none() {
         return None;
@@ -183,6 +184,8 @@ pub struct Rt {
     inner: Option<Box<Inner>>,
     /// Process group of the last `run` that led its own (0 = none), for rsvstat.
     pub pgid: i32,
+    /// The scan directory's `.rsv/alert` ([`scan_alert`]).
+    pub scan_alert: Option<PathBuf>,
 }
 
 /// The service name as alerts give it.
@@ -204,9 +207,18 @@ pub fn died_words(wstat: i32) -> String {
 }
 
 impl Rt {
+    /// `scan_alert`: from [`scan_alert`].
+    pub fn new(scan_alert: Option<PathBuf>) -> Rt {
+        Rt {
+            inner: None,
+            pgid: 0,
+            scan_alert,
+        }
+    }
+
     /// Before `run` is started: reads the files, creates the cgroup when wanted.
     pub fn prepare(&mut self, dir: &mut SvDir, now_ms: u64) {
-        let cfg = read_cfg(dir);
+        let cfg = read_cfg(dir, self.scan_alert.as_deref());
         let Some(cfg) = cfg else {
             if self
                 .inner
@@ -375,17 +387,9 @@ impl Rt {
         start_alert(inner, dir, now_ms);
     }
 
+    #[inline]
     pub fn next_deadline(&self) -> Option<u64> {
-        let i = self.inner.as_ref()?;
-        [
-            i.next_sample,
-            i.run_kill_at,
-            i.leftover_kill_at,
-            i.alerts.deadline(),
-        ]
-        .into_iter()
-        .flatten()
-        .min()
+        self.inner.as_ref().and_then(|i| i.next_deadline())
     }
 
     /// A deadline may have passed. `active`: run is up and wanted up (a guard may restart).
@@ -451,16 +455,12 @@ impl Rt {
     }
 
     /// A child was reaped: true when it was our alert.
+    #[inline]
     pub fn reaped(&mut self, pid: i32, now_ms: u64, dir: &SvDir) -> bool {
-        let Some(inner) = self.inner.as_mut() else {
-            return false;
-        };
-        if inner.alerts.running.is_some_and(|(p, _)| p == pid) {
-            inner.alerts.running = None;
-            start_alert(inner, dir, now_ms);
-            return true;
+        match &mut self.inner {
+            None => false,
+            Some(inner) => inner.reaped(pid, now_ms, dir),
         }
-        false
     }
 
     /// The running alert's pid.
@@ -524,6 +524,29 @@ impl Rt {
                 cg.remove_wait(500);
             }
         }
+    }
+}
+
+impl Inner {
+    fn next_deadline(&self) -> Option<u64> {
+        [
+            self.next_sample,
+            self.run_kill_at,
+            self.leftover_kill_at,
+            self.alerts.deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    fn reaped(&mut self, pid: i32, now_ms: u64, dir: &SvDir) -> bool {
+        if self.alerts.running.is_some_and(|(p, _)| p == pid) {
+            self.alerts.running = None;
+            start_alert(self, dir, now_ms);
+            return true;
+        }
+        false
     }
 }
 

@@ -3,7 +3,8 @@
 //! and with the same meaning ([`crate::health`]): files of the service directory, read at each
 //! start of `run`.
 //!
-//! - `check-tcp`: `HOST:PORT`; passes when a TCP connection succeeds.
+//! - `check-tcp`: `HOST:PORT` (an IP address or `localhost`: no name is looked up); passes
+//!   when a TCP connection succeeds.
 //! - `check-http`: line 1 a URL `http://HOST[:PORT][/PATH]`, line 2 (optional) the accepted
 //!   status (`200` or `200-399`, the default), line 3 (optional) a substring the first 64 KiB
 //!   of the body must contain. HTTP/1.1 over plain TCP (no TLS).
@@ -20,7 +21,7 @@
 pub mod http;
 
 use std::io::Write;
-use std::net::{TcpStream, ToSocketAddrs};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
@@ -69,16 +70,14 @@ pub fn parse(name: &str, text: &str) -> Result<Probe, String> {
     let second = text.lines().nth(1).map(str::trim).filter(|l| !l.is_empty());
     match name {
         "check-tcp" => {
-            let ok = first
-                .rsplit_once(':')
-                .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0));
-            if ok {
-                Ok(Probe::Tcp(first.to_string()))
-            } else {
-                Err(format!("want HOST:PORT, got {first:?}"))
-            }
+            addrs(first)?;
+            Ok(Probe::Tcp(first.to_string()))
         }
-        "check-http" => http::parse(text).map(Probe::Http),
+        "check-http" => {
+            let spec = http::parse(text)?;
+            addrs(&spec.addr())?;
+            Ok(Probe::Http(spec))
+        }
         "check-unix" if !first.is_empty() => Ok(Probe::Unix(PathBuf::from(first))),
         "check-file" if !first.is_empty() => {
             let max_age_s = match second {
@@ -150,9 +149,38 @@ fn ms_since(t: Instant) -> u128 {
     t.elapsed().as_millis()
 }
 
+/// The addresses of `HOST:PORT` where HOST is an IP address (`[...]` for IPv6) or
+/// `localhost` (127.0.0.1, then ::1). No name is looked up: the supervisor reads no
+/// resolver configuration and links no resolver.
+pub fn addrs(hostport: &str) -> Result<Vec<SocketAddr>, String> {
+    let (host, port) = hostport
+        .rsplit_once(':')
+        .ok_or_else(|| format!("want HOST:PORT, got {hostport:?}"))?;
+    let port: u16 = port
+        .parse()
+        .ok()
+        .filter(|&p| p > 0)
+        .ok_or_else(|| format!("bad port in {hostport:?}"))?;
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    if host.eq_ignore_ascii_case("localhost") {
+        return Ok(vec![
+            SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port),
+            SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), port),
+        ]);
+    }
+    let ip: IpAddr = host.parse().map_err(|_| {
+        format!("{host:?} is not an IP address or localhost (names are not looked up)")
+    })?;
+    Ok(vec![SocketAddr::new(ip, port)])
+}
+
 fn connect_tcp(addr: &str, timeout: Duration) -> std::io::Result<TcpStream> {
     let mut last = None;
-    for a in addr.to_socket_addrs()? {
+    let list = addrs(addr).map_err(std::io::Error::other)?;
+    for a in list {
         match TcpStream::connect_timeout(&a, timeout) {
             Ok(s) => return Ok(s),
             Err(e) => last = Some(e),
@@ -269,7 +297,12 @@ mod tests {
         );
         assert!(parse("check-tcp", "127.0.0.1").is_err());
         assert!(parse("check-tcp", ":80").is_err());
-        assert!(parse("check-tcp", "h:0").is_err());
+        assert!(parse("check-tcp", "127.0.0.1:0").is_err());
+        assert!(parse("check-tcp", "db.example:5432").is_err(), "no DNS");
+        assert_eq!(addrs("localhost:80").unwrap().len(), 2);
+        assert_eq!(addrs("[::1]:80").unwrap()[0].to_string(), "[::1]:80");
+        assert!(parse("check-http", "http://example.org/").is_err());
+        assert!(parse("check-http", "http://localhost:8080/h").is_ok());
         assert_eq!(
             parse("check-file", "beat\n30\n"),
             Ok(Probe::File {
