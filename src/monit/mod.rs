@@ -577,22 +577,30 @@ fn leftovers(cg: Option<&Cgroup>, pgid: i32, known: &[i32]) -> Vec<i32> {
     out
 }
 
-/// The service's processes now: its cgroup's members, else run's tree and process group.
-fn members(inner: &Inner, procs: &[proctree::Proc]) -> Vec<i32> {
+/// The service's processes now, with their /proc entries: its cgroup's members (only they
+/// are read), else run's tree and process group (from a snapshot of every process).
+fn members(inner: &Inner) -> (Vec<proctree::Proc>, Vec<i32>) {
     if let Some(cg) = &inner.cgroup {
-        return cg.members();
+        let pids = cg.members();
+        let procs = pids.iter().filter_map(|&p| proctree::read(p)).collect();
+        return (procs, pids);
     }
-    let mut v = proctree::descendants(procs, inner.run);
-    v.extend(proctree::group(procs, inner.run));
+    let procs = proctree::snapshot();
+    let mut v = proctree::descendants(&procs, inner.run);
+    v.extend(proctree::group(&procs, inner.run));
     v.sort_unstable();
     v.dedup();
-    v
+    (procs, v)
 }
 
 fn sample(inner: &mut Inner, now_ms: u64) -> guard::Sample {
-    let procs = proctree::snapshot();
-    let pids = members(inner, &procs);
+    let (procs, pids) = members(inner);
     let u = proctree::usage(&procs, &pids, inner.cfg.limits.fds.is_some());
+    drop(procs);
+    // The snapshot's heap is freed: give it back rather than keep it resident in every
+    // supervisor with guards.
+    // SAFETY: malloc_trim only walks glibc's own heap; the supervisor is single-threaded.
+    unsafe { libc::malloc_trim(0) };
     let mem = inner
         .cgroup
         .as_ref()
