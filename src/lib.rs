@@ -4,6 +4,7 @@
 
 pub mod cgroup;
 pub mod control;
+pub mod deps;
 pub mod diag;
 pub mod envdir;
 pub mod exec;
@@ -18,9 +19,11 @@ pub mod machine;
 pub mod memtrim;
 pub mod monit;
 pub mod multicall;
+pub mod overlay;
 pub mod probe;
 pub mod proctitle;
 pub mod proctree;
+pub mod report;
 pub mod rundir;
 pub mod scan;
 pub mod sig;
