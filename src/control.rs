@@ -316,6 +316,12 @@ fn s6svc(args: &[String], strict: bool) -> i32 {
 
 /// Writes to one service dir and reports a failure the way s6-svc does. Returns an exit code.
 fn control_one(prog: &str, d: &str, letters: &[u8], strict: bool) -> i32 {
+    // rsvc -d of a service others depend on: the scanner takes them down first.
+    if !strict && letters == b"d" {
+        if let Some(rc) = crate::rc::down::rsvc_down(prog, Path::new(d)) {
+            return rc;
+        }
+    }
     match write_control(Path::new(d), letters) {
         Ok(()) => 0,
         Err(CtlError::NotListening) => {

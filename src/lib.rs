@@ -23,6 +23,7 @@ pub mod overlay;
 pub mod probe;
 pub mod proctitle;
 pub mod proctree;
+pub mod rc;
 pub mod report;
 pub mod rundir;
 pub mod scan;

@@ -146,7 +146,9 @@ fn runit_status_is_read() {
     assert!(
         out.contains(
             "\"want\":\"up\",\"paused\":false,\"normally_up\":true,\"last_exit\":null,\"logger\":false,\"rsv_state\":false,\"restarts\":null,\"exits\":null,\"throttling\":null,\"gave_up\":null,\"essential\":null,\"final_exit\":null,\"health\":null,\"resources\":{\"processes\":1,"
-        ) && out.ends_with("\"leftovers\":[]}}\n"),
+        ) && out.ends_with(
+            "\"leftovers\":[]},\"type\":\"longrun\",\"dependencies\":[],\"waiting_for\":[],\"graph_state\":null,\"timed_out\":false}\n"
+        ),
         "{out}"
     );
     // down via sv's d
