@@ -150,8 +150,15 @@ impl Tree {
             .collect()
     }
 
+    /// The whole rsv-graph file (read again while a rewrite has cut it).
     fn graph(&self) -> String {
-        fs::read_to_string(self.scan.join(".s6-svscan/rsv-graph")).unwrap_or_default()
+        wait_for(LIMIT, "a whole rsv-graph", || {
+            match fs::read_to_string(self.scan.join(".s6-svscan/rsv-graph")) {
+                Ok(t) if !t.ends_with("\nend\n") => None,
+                Ok(t) => Some(t),
+                Err(_) => Some(String::new()),
+            }
+        })
     }
 
     /// The rsv-graph record of `name`: its fields after `svc NAME`.
@@ -679,4 +686,26 @@ fn runit_mode_rsvscanctl_stop_and_a_killed_supervisor_keep_the_graph() {
         ["finish app", "down mig", "finish db"],
         "{stops:?}"
     );
+}
+
+#[test]
+fn a_oneshot_with_a_down_script_starts_and_a_running_up_does_not_hold_the_stop() {
+    if !unshare_ok() {
+        return;
+    }
+    let t = TempDir::new("deps-oneshot-down");
+    let tr = Tree::new(&t);
+    // Nothing depends on it: its `down` script is no "down" mark, it starts at boot.
+    tr.oneshot("alone", &[], "", true);
+    tr.oneshot("long", &[], "exec sleep 300", false);
+    let mut ns = tr.start(&[], &t);
+    tr.wait_state("alone", "up");
+    tr.wait_state("long", "starting");
+    tr.wait_event("up", "long");
+    let t0 = std::time::Instant::now();
+    assert_eq!(ns.stop(), Some(0), "{}", ns.stderr());
+    // The running `up` got SIGTERM at the stop, not SIGKILL at the 8-s bound.
+    assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+    assert!(!ns.stderr().contains("bound"), "{}", ns.stderr());
+    assert_eq!(tr.stops(&[]), ["down alone"]);
 }

@@ -431,6 +431,8 @@ fn rsvc_down_takes_dependents_along() {
     tr.longrun("app", &["db"]);
     tr.longrun("web", &["app"]);
     tr.longrun("solo", &[]);
+    let log = tr.log.display().to_string();
+    tr.oneshot_up("seed", &[], &format!("echo up-seed >> {log}"));
     let mut ns = tr.start();
     wait_state(&tr.scan, "web", "up");
     wait_state(&tr.scan, "solo", "up");
@@ -442,6 +444,9 @@ fn rsvc_down_takes_dependents_along() {
         LIMIT,
     );
     assert_eq!((c, err.as_str()), (0, ""));
+    // The engine still counts solo as up; its supervisor keeps it down: s6-rc diff says so.
+    let (c, out, err) = s6rc(&tr.scan, &["diff"]);
+    assert_eq!((c, out.as_str()), (1, "-solo\n"), "{err}");
     // db: app and web go first.
     fs::write(&tr.log, "").unwrap();
     let (c, _, err) = run(
@@ -463,5 +468,19 @@ fn rsvc_down_takes_dependents_along() {
     let l = tr.log();
     assert!(pos(&l, "down-web") < pos(&l, "down-app"), "{l:?}");
     assert!(pos(&l, "down-app") < pos(&l, "down-db"), "{l:?}");
+    // A oneshot has no supervisor: rsvc -d and -u go to the scanner.
+    wait_state(&tr.scan, "seed", "up");
+    fs::write(&tr.log, "").unwrap();
+    for (letter, state) in [("-d", "down"), ("-u", "up")] {
+        let (c, _, err) = run(
+            Command::new(bin("rsvc"))
+                .arg(letter)
+                .arg(tr.scan.join("seed")),
+            LIMIT,
+        );
+        assert_eq!((c, err.as_str()), (0, ""));
+        wait_state(&tr.scan, "seed", state);
+    }
+    assert_eq!(tr.log(), ["up-seed"]);
     ns.stop();
 }
