@@ -521,7 +521,7 @@ impl Rt {
         reap_adopted();
         if let Some(cg) = &inner.cgroup {
             if cg.members().is_empty() {
-                cg.remove_wait(500);
+                cg.remove_wait(1000);
             }
         }
     }
