@@ -40,6 +40,8 @@ pub enum Applet {
     Rsvtai64nlocal,
     Rsvexec,
     RsvImport,
+    /// s6-rc's client (`rsv::rc`).
+    S6Rc,
     /// s6-overlay's `/init` (see [`crate::overlay`]).
     OverlayInit,
     /// s6-overlay's `with-contenv`.
@@ -88,6 +90,7 @@ pub const NAMES: &[(&str, Applet, Set)] = &[
     ("s6-svscanctl", Applet::Rsvscanctl, Set::S6),
     ("s6-log", Applet::Rsvlog, Set::S6),
     ("s6-tai64nlocal", Applet::Rsvtai64nlocal, Set::S6),
+    ("s6-rc", Applet::S6Rc, Set::S6),
     ("init", Applet::OverlayInit, Set::Overlay),
     ("with-contenv", Applet::WithContenv, Set::Overlay),
     ("printcontenv", Applet::Printcontenv, Set::Overlay),

@@ -193,6 +193,8 @@ struct Svc {
     run_files: RunFiles,
     /// Health checks (`check`): idle, without timers or descriptors, when unused.
     health: HealthRt,
+    /// Guards, alerts, stop-tree ([`crate::monit`]): one empty pointer when unused.
+    mon: crate::monit::Rt,
 }
 
 /// Service-dir files behind rsv-state's `ready` and `essential`.
@@ -206,7 +208,7 @@ struct RunFiles {
 impl RunFiles {
     fn read(dir: &SvDir, is_log: bool) -> RunFiles {
         RunFiles {
-            plain: !health::notifies(dir) && !dir.exists("check"),
+            plain: !health::notifies(dir) && !health::has_checks(dir),
             essential: !is_log && dir.exists("essential"),
         }
     }
@@ -268,6 +270,7 @@ pub fn run(opts: Options) -> i32 {
         }
     }
 
+    let scan_alert = crate::monit::scan_alert(&shown);
     if let Err(e) = std::env::set_current_dir(&shown) {
         fatal(
             &prog,
@@ -351,6 +354,7 @@ pub fn run(opts: Options) -> i32 {
             ext_written: None,
             run_files,
             health: HealthRt::default(),
+            mon: crate::monit::Rt::new(scan_alert.clone()),
         });
     }
     // SAFETY: restores the creation mask.
@@ -448,7 +452,13 @@ pub fn run(opts: Options) -> i32 {
             .svcs
             .iter()
             .filter(|s| !s.done)
-            .flat_map(|s| [s.m.next_deadline(), s.health.c.next_deadline()])
+            .flat_map(|s| {
+                [
+                    s.m.next_deadline(),
+                    s.health.c.next_deadline(),
+                    s.mon.next_deadline(),
+                ]
+            })
             .flatten()
             .min();
         let timeout = match deadline {
@@ -563,6 +573,9 @@ pub fn run(opts: Options) -> i32 {
                 .is_some_and(|d| d <= now)
             {
                 sup.health_feed(i, health::Input::Timer);
+            }
+            if sup.svcs[i].mon.next_deadline().is_some_and(|d| d <= now) {
+                sup.monit_timer(i);
             }
         }
     }
@@ -757,6 +770,9 @@ impl Sup {
                 if self.svcs[i].health.c.check == Some(pid) {
                     self.check_reaped(i, wstat);
                 }
+                let now = self.now().mono_ms;
+                let s = &mut self.svcs[i];
+                s.mon.reaped(pid, now, &s.dir);
             }
         }
     }
@@ -767,6 +783,9 @@ impl Sup {
             return;
         }
         let now = self.now();
+        if let Event::RunDied(w) = ev {
+            self.monit_run_died(i, w);
+        }
         let actions = {
             let s = &mut self.svcs[i];
             s.m.step(ev, now, &mut s.dir)
@@ -774,6 +793,7 @@ impl Sup {
         for a in actions {
             self.act(i, a);
         }
+        self.monit_after(i, ev);
         self.write_ext(i);
         if i == 0 {
             self.report.tell();
@@ -802,6 +822,7 @@ impl Sup {
             ..Default::default()
         };
         self.health_into(i, &mut st);
+        s.mon.ext_into(&mut st);
         st
     }
 
@@ -844,12 +865,16 @@ impl Sup {
                 if self.opts.mode == Mode::Runit && self.svcs[i].dir.override_eligible(b'u') {
                     let _ = self.run_control(i, b'u');
                 }
+                let now = self.now().mono_ms;
+                let s = &mut self.svcs[i];
+                s.mon.prepare(&mut s.dir, now);
                 match self.spawn(i, What::Run) {
                     Ok(pid) => {
                         let s = &mut self.svcs[i];
                         s.run_files = RunFiles::read(&s.dir, s.m.is_log);
                         self.feed(i, Event::RunStarted(pid));
                         self.health_run_started(i);
+                        self.monit_run_started(i, pid);
                     }
                     Err(e) => {
                         let secs = match self.opts.mode {
@@ -993,6 +1018,10 @@ impl Sup {
                     for k in 0..self.svcs.len() {
                         self.write_ext(k);
                     }
+                    let now = self.now().mono_ms;
+                    for s in &mut self.svcs {
+                        s.mon.on_exit(now);
+                    }
                     std::process::exit(if self.svcs[0].m.final_exit.is_some() {
                         EXIT_ESSENTIAL
                     } else {
@@ -1054,7 +1083,7 @@ impl Sup {
     fn health_run_started(&mut self, i: usize) {
         let cfg = {
             let d = &mut self.svcs[i].dir;
-            if d.exists("check") {
+            if health::has_checks(d) {
                 let kill_ms = crate::machine::Files::timeout_kill(d);
                 health::read_config(d, kill_ms)
             } else {
@@ -1076,7 +1105,14 @@ impl Sup {
                 want_up: m.want == crate::machine::Want::Up,
             }
         };
+        let before = self.svcs[i].health.c.health;
         let outputs = self.svcs[i].health.c.step(input, ctx);
+        let s = &mut self.svcs[i];
+        if s.health.c.health != before {
+            let c = &s.health.c;
+            s.mon
+                .health_changed(before, c.health, &c.output, now.mono_ms, &s.dir);
+        }
         for o in outputs {
             match o {
                 health::Output::SpawnCheck => self.spawn_check(i),
@@ -1176,6 +1212,67 @@ impl Sup {
         self.health_feed(i, health::Input::CheckEnded { ended, output });
     }
 
+    /// [`crate::monit`]: `run` of service `i` started as `pid`.
+    fn monit_run_started(&mut self, i: usize, pid: i32) {
+        let now = self.now().mono_ms;
+        let leader =
+            (self.opts.mode == Mode::S6 && !self.nosetsid) || self.svcs[i].mon.run_extras().1;
+        let s = &mut self.svcs[i];
+        s.mon.run_started(pid, leader, now, &s.dir);
+        self.write_ext(i);
+    }
+
+    /// [`crate::monit`]: `run` of service `i` was reaped (before the machine hears of it).
+    fn monit_run_died(&mut self, i: usize, wstat: i32) {
+        let now = self.now().mono_ms;
+        let mut known: Vec<i32> = Vec::new();
+        for s in &self.svcs {
+            if let Child::Run(p) | Child::Finish(p) = s.m.child {
+                known.push(p);
+            }
+            known.extend(s.health.c.check);
+            known.extend(s.mon.alert_pid());
+        }
+        let s = &mut self.svcs[i];
+        s.mon.run_died(wstat, now, &s.dir, &known);
+    }
+
+    /// [`crate::monit`]: after the machine took event `ev`.
+    fn monit_after(&mut self, i: usize, ev: Event) {
+        if let Event::RunDied(_) = ev {
+            let now = self.now().mono_ms;
+            let s = &mut self.svcs[i];
+            let backoff = s.m.pending_start().map(|(_, b)| b);
+            s.mon.after_death(backoff, s.m.gave_up, now, &s.dir);
+        }
+    }
+
+    /// [`crate::monit`]: one of its deadlines passed.
+    fn monit_timer(&mut self, i: usize) {
+        let now = self.now().mono_ms;
+        let s = &mut self.svcs[i];
+        let m = &s.m;
+        let active = m.state == crate::machine::State::Up
+            && !m.forced_down
+            && !m.paused
+            && m.want == crate::machine::Want::Up;
+        let (changed, ask) = s.mon.timer(now, active, &s.dir);
+        if let (Some(ask), Child::Run(pid)) = (ask, s.m.child) {
+            let sig = match ask {
+                crate::monit::Ask::Restart => crate::machine::Files::down_signal(&mut s.dir),
+                crate::monit::Ask::KillRun => libc::SIGKILL,
+            };
+            // SAFETY: signalling our own (not yet reaped) run child.
+            unsafe {
+                libc::kill(pid, sig);
+                libc::kill(pid, libc::SIGCONT);
+            }
+        }
+        if changed {
+            self.write_ext(i);
+        }
+    }
+
     /// Runs `control/<letter>` synchronously (runit); returns its exit code.
     fn run_control(&mut self, i: usize, letter: u8) -> Option<i32> {
         let pid = self.spawn(i, What::Control(letter)).ok()?;
@@ -1259,8 +1356,19 @@ impl Sup {
             }
         }
         let notify_w = notify.as_ref().map(|(_, w, n)| (w.as_raw_fd(), *n));
+        // Built-in probes run in the check child itself (cloned before the fork).
+        let probes = match what {
+            What::Check(..) => self.svcs[i].health.c.probes().cloned(),
+            _ => None,
+        };
+        // stop-tree: run leads its own group and joins the service's cgroup.
+        let (cgroup_procs, run_setsid) = match what {
+            What::Run => self.svcs[i].mon.run_extras(),
+            _ => (None, false),
+        };
         // A check leads its own process group, so that a timeout kills all of it.
         let setsid = matches!(what, What::Check(..))
+            || run_setsid
             || (mode == Mode::S6 && !self.nosetsid && !matches!(what, What::Control(_)));
         let (hs_r, hs_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
 
@@ -1305,6 +1413,13 @@ impl Sup {
                     if setsid {
                         libc::setsid();
                     }
+                    if let Some(p) = &cgroup_procs {
+                        let fd = libc::open(p.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+                        if fd >= 0 {
+                            raw_write(fd, b"0");
+                            libc::close(fd);
+                        }
+                    }
                     let hs = hs_w.as_raw_fd();
                     let fail = |hs: RawFd| -> ! {
                         let e = *libc::__errno_location();
@@ -1337,6 +1452,11 @@ impl Sup {
                         } else if libc::dup2(w, n) == -1 {
                             fail(hs);
                         }
+                    }
+                    if let Some(p) = &probes {
+                        // Not exec'ing at once: release the supervisor from the handshake.
+                        libc::close(hs);
+                        crate::probe::child(p);
                     }
                     match &envp_ptrs {
                         Some(e) => libc::execve(path.as_ptr(), argv_ptrs.as_ptr(), e.as_ptr()),

@@ -38,6 +38,7 @@ fn main() {
         Some(Applet::Rsvtai64nlocal) => rsvtai64nlocal::main(),
         Some(Applet::Rsvexec) => rsvexec::main(),
         Some(Applet::RsvImport) => rsv_import::main(),
+        Some(Applet::S6Rc) => std::process::exit(rsv::rc::main(&rsv::diag::args_utf8("s6-rc"))),
         Some(Applet::OverlayInit) => std::process::exit(rsv::overlay::init_main(&args)),
         Some(Applet::WithContenv) => {
             std::process::exit(rsv::overlay::env::with_contenv_main(&args))

@@ -129,7 +129,7 @@ pub fn prepare_run(l: &Layout) -> io::Result<()> {
 pub fn make_bin(l: &Layout, exe: &Path) -> io::Result<()> {
     let bin = l.bin();
     mkdir(&bin)?;
-    for n in ["with-contenv", "printcontenv", STEP] {
+    for n in ["with-contenv", "printcontenv", "s6-rc", STEP] {
         std::os::unix::fs::symlink(exe, bin.join(n))?;
     }
     let halt = l.run.join("s6/basedir/bin/halt");

@@ -37,6 +37,8 @@ pub(super) struct Rt {
     deadline: Option<Instant>,
     /// A control letter still to be sent to the longrun's supervisor, and when to try again.
     ctl: Option<(u8, Instant)>,
+    /// The running script was killed for running out of time.
+    timed_out: bool,
 }
 
 impl Rt {
@@ -47,6 +49,7 @@ impl Rt {
             script: None,
             deadline: None,
             ctl: None,
+            timed_out: false,
         }
     }
 }
@@ -369,13 +372,28 @@ impl Scanner {
         e.reqs.push(Request { nonce, atoms, up });
     }
 
-    /// Everything down, in reverse order (the stop of the scanner).
+    /// Everything down, in reverse order (the stop of the scanner). A oneshot whose `up` is
+    /// still running gets SIGTERM (its process group), as services do: the stop does not wait
+    /// for it to finish first.
     pub(super) fn graph_stop_all(&mut self) {
         if let Some(e) = self.engine_mut() {
             let all: BTreeSet<usize> = (0..e.g.atoms.len()).collect();
             plan::want_down(&e.g, &mut e.nodes, &all);
             e.dirty = true;
+            for i in 0..e.nodes.len() {
+                if let (St::Starting, Some(pid)) = (e.nodes[i].st, e.rt[i].script) {
+                    super::oneshot::signal(pid, libc::SIGTERM);
+                }
+            }
         }
+    }
+
+    /// The pids of the oneshot scripts running now.
+    pub(super) fn graph_scripts(&self) -> Vec<i32> {
+        self.graph
+            .as_ref()
+            .map(|e| e.rt.iter().filter_map(|r| r.script).collect())
+            .unwrap_or_default()
     }
 
     /// Does the graph still need the supervisor of `name` running (the stop must wait)?
@@ -396,13 +414,14 @@ impl Scanner {
 
     /// A child was reaped: if it was a oneshot's script, its transition ends.
     pub(super) fn graph_reaped(&mut self, pid: i32, st: &WaitStatus) -> bool {
+        let stopping_all = self.stop.is_some();
         let Some(e) = self.engine_mut() else {
             return false;
         };
         let Some(i) = e.rt.iter().position(|r| r.script == Some(pid)) else {
             return false;
         };
-        let timed_out = e.rt[i].last == Last::Timeout;
+        let timed_out = std::mem::take(&mut e.rt[i].timed_out);
         e.rt[i].script = None;
         e.rt[i].deadline = None;
         let last = if timed_out {
@@ -425,7 +444,8 @@ impl Scanner {
             // A down script: the atom is down whatever it returned (reported if it failed).
             e.set(i, St::Down);
         }
-        if !ok {
+        let ended_by_stop = starting && stopping_all;
+        if !ok && !ended_by_stop {
             let what = if starting { "start" } else { "stop" };
             let how = match last {
                 Last::Timeout => "timed out".to_string(),
@@ -580,7 +600,7 @@ impl Scanner {
                     if let Some(e) = self.engine_mut() {
                         if let Some(pid) = e.rt[i].script {
                             super::oneshot::kill(pid);
-                            e.rt[i].last = Last::Timeout;
+                            e.rt[i].timed_out = true;
                             e.rt[i].deadline = None;
                         }
                     }
@@ -677,6 +697,7 @@ impl Scanner {
         let execline = self.graph.as_ref().is_some_and(|e| e.execline);
         let r = super::oneshot::spawn(Path::new(name), file, &shown, execline);
         let Some(e) = self.engine_mut() else { return };
+        e.rt[i].timed_out = false;
         match r {
             Ok(Some(pid)) => e.rt[i].script = Some(pid),
             Ok(None) => {
