@@ -94,6 +94,16 @@ pub struct ExtState {
     pub health_at_ms: u64,
     /// The last check's output, one line, at most [`MAX_OUTPUT`] bytes.
     pub health_output: String,
+    /// Process group of the last `run` that led one (0 = none): rsvstat lists its members
+    /// that outlived it.
+    pub pgid: i32,
+    /// The service's cgroup (empty = none).
+    pub cgroup: String,
+    /// With resource guards: the last sample's memory (bytes) and CPU use (percent of one
+    /// core; None before the second sample), and the limit exceeded (empty = none).
+    pub memory_bytes: u64,
+    pub cpu_percent: Option<u64>,
+    pub limit: String,
 }
 
 fn ended_token(e: Ended) -> String {
@@ -168,6 +178,23 @@ impl ExtState {
             self.health_at_ms,
             one_line(self.health_output.as_bytes()),
         ));
+        // Fields of newer features: written only when set, so that files of services
+        // without them stay as they were.
+        if self.pgid != 0 {
+            s.push_str(&format!("pgid {}\n", self.pgid));
+        }
+        if !self.cgroup.is_empty() {
+            s.push_str(&format!("cgroup {}\n", one_line(self.cgroup.as_bytes())));
+        }
+        if self.memory_bytes != 0 {
+            s.push_str(&format!("memory_bytes {}\n", self.memory_bytes));
+        }
+        if let Some(c) = self.cpu_percent {
+            s.push_str(&format!("cpu_percent {c}\n"));
+        }
+        if !self.limit.is_empty() {
+            s.push_str(&format!("limit {}\n", one_line(self.limit.as_bytes())));
+        }
         s
     }
 
@@ -189,6 +216,11 @@ impl ExtState {
                 "health_failures" => st.health_failures = val.parse().unwrap_or(0),
                 "health_at_ms" => st.health_at_ms = val.parse().unwrap_or(0),
                 "health_output" => st.health_output = val.to_string(),
+                "pgid" => st.pgid = val.parse().unwrap_or(0),
+                "cgroup" => st.cgroup = val.to_string(),
+                "memory_bytes" => st.memory_bytes = val.parse().unwrap_or(0),
+                "cpu_percent" => st.cpu_percent = val.parse().ok(),
+                "limit" => st.limit = val.to_string(),
                 _ => {}
             }
         }
@@ -234,6 +266,11 @@ mod tests {
             health_failures: 3,
             health_at_ms: 1_795_000_000_000,
             health_output: "connection refused".into(),
+            pgid: 42,
+            cgroup: "/sys/fs/cgroup/rsv_srv_web".into(),
+            memory_bytes: 1 << 20,
+            cpu_percent: Some(12),
+            limit: "memory 2.0 MiB > 1.0 MiB for 1 of 3 cycles".into(),
             ..Default::default()
         };
         for e in [

@@ -2,7 +2,9 @@
 //!
 //! One module per concern; the programs in `src/bin/` only parse arguments and call in here.
 
+pub mod cgroup;
 pub mod control;
+pub mod deps;
 pub mod diag;
 pub mod envdir;
 pub mod exec;
@@ -15,8 +17,14 @@ pub mod lock;
 pub mod logger;
 pub mod machine;
 pub mod memtrim;
+pub mod monit;
 pub mod multicall;
+pub mod overlay;
+pub mod probe;
 pub mod proctitle;
+pub mod proctree;
+pub mod rc;
+pub mod report;
 pub mod rundir;
 pub mod scan;
 pub mod sig;

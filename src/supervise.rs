@@ -48,6 +48,9 @@ pub struct Options {
     pub no_log: bool,
     /// The service directory as given.
     pub dir: String,
+    /// `--held`: keep the service down at start, as if it had a `down` file (rsvscan holds
+    /// a longrun of its dependency graph so until its dependencies are up).
+    pub held: bool,
 }
 
 const SIGNALS: [(i32, Option<SupSignal>); 5] = [
@@ -190,6 +193,8 @@ struct Svc {
     run_files: RunFiles,
     /// Health checks (`check`): idle, without timers or descriptors, when unused.
     health: HealthRt,
+    /// Guards, alerts, stop-tree ([`crate::monit`]): one empty pointer when unused.
+    mon: crate::monit::Rt,
 }
 
 /// Service-dir files behind rsv-state's `ready` and `essential`.
@@ -203,7 +208,7 @@ struct RunFiles {
 impl RunFiles {
     fn read(dir: &SvDir, is_log: bool) -> RunFiles {
         RunFiles {
-            plain: !health::notifies(dir) && !dir.exists("check"),
+            plain: !health::notifies(dir) && !health::has_checks(dir),
             essential: !is_log && dir.exists("essential"),
         }
     }
@@ -226,6 +231,8 @@ struct Sup {
     pipe: Option<(OwnedFd, OwnedFd)>,
     origin: Instant,
     nosetsid: bool,
+    /// rsvscan's report pipe (a longrun of its dependency graph), else nothing.
+    report: crate::report::Reporter,
 }
 
 /// What to start.
@@ -239,6 +246,7 @@ enum What {
 
 /// Runs the supervisor; returns the exit code.
 pub fn run(opts: Options) -> i32 {
+    let report = crate::report::Reporter::from_env();
     let prog = opts.prog.clone();
     let shown = opts.dir.clone();
     let sd = shown.trim_end_matches('/');
@@ -260,6 +268,7 @@ pub fn run(opts: Options) -> i32 {
         }
     }
 
+    let scan_alert = crate::monit::scan_alert(&shown);
     if let Err(e) = std::env::set_current_dir(&shown) {
         fatal(
             &prog,
@@ -322,7 +331,7 @@ pub fn run(opts: Options) -> i32 {
             mono_ms: 0,
             wall: SystemTime::now(),
         };
-        let down = dir.exists("down");
+        let down = dir.exists("down") || (opts.held && !is_log);
         let name = CString::new(if is_log {
             format!("{shown}/log")
         } else {
@@ -343,6 +352,7 @@ pub fn run(opts: Options) -> i32 {
             ext_written: None,
             run_files,
             health: HealthRt::default(),
+            mon: crate::monit::Rt::new(scan_alert.clone()),
         });
     }
     // SAFETY: restores the creation mask.
@@ -415,6 +425,7 @@ pub fn run(opts: Options) -> i32 {
         svcs,
         pipe,
         origin: Instant::now(),
+        report,
     };
 
     // A previous supervisor killed with SIGKILL may have left run (or finish) running:
@@ -438,7 +449,13 @@ pub fn run(opts: Options) -> i32 {
             .svcs
             .iter()
             .filter(|s| !s.done)
-            .flat_map(|s| [s.m.next_deadline(), s.health.c.next_deadline()])
+            .flat_map(|s| {
+                [
+                    s.m.next_deadline(),
+                    s.health.c.next_deadline(),
+                    s.mon.next_deadline(),
+                ]
+            })
             .flatten()
             .min();
         let timeout = match deadline {
@@ -534,6 +551,9 @@ pub fn run(opts: Options) -> i32 {
                 .is_some_and(|d| d <= now)
             {
                 sup.health_feed(i, health::Input::Timer);
+            }
+            if sup.svcs[i].mon.next_deadline().is_some_and(|d| d <= now) {
+                sup.monit_timer(i);
             }
         }
     }
@@ -728,6 +748,9 @@ impl Sup {
                 if self.svcs[i].health.c.check == Some(pid) {
                     self.check_reaped(i, wstat);
                 }
+                let now = self.now().mono_ms;
+                let s = &mut self.svcs[i];
+                s.mon.reaped(pid, now, &s.dir);
             }
         }
     }
@@ -738,6 +761,9 @@ impl Sup {
             return;
         }
         let now = self.now();
+        if let Event::RunDied(w) = ev {
+            self.monit_run_died(i, w);
+        }
         let actions = {
             let s = &mut self.svcs[i];
             s.m.step(ev, now, &mut s.dir)
@@ -745,7 +771,11 @@ impl Sup {
         for a in actions {
             self.act(i, a);
         }
+        self.monit_after(i, ev);
         self.write_ext(i);
+        if i == 0 {
+            self.report.tell();
+        }
     }
 
     /// The extended state of service `i` (`supervise/rsv-state`), composed from its machine
@@ -770,6 +800,7 @@ impl Sup {
             ..Default::default()
         };
         self.health_into(i, &mut st);
+        s.mon.ext_into(&mut st);
         st
     }
 
@@ -803,12 +834,16 @@ impl Sup {
                 if self.opts.mode == Mode::Runit && self.svcs[i].dir.override_eligible(b'u') {
                     let _ = self.run_control(i, b'u');
                 }
+                let now = self.now().mono_ms;
+                let s = &mut self.svcs[i];
+                s.mon.prepare(&mut s.dir, now);
                 match self.spawn(i, What::Run) {
                     Ok(pid) => {
                         let s = &mut self.svcs[i];
                         s.run_files = RunFiles::read(&s.dir, s.m.is_log);
                         self.feed(i, Event::RunStarted(pid));
                         self.health_run_started(i);
+                        self.monit_run_started(i, pid);
                     }
                     Err(e) => {
                         let secs = match self.opts.mode {
@@ -952,6 +987,10 @@ impl Sup {
                     for k in 0..self.svcs.len() {
                         self.write_ext(k);
                     }
+                    let now = self.now().mono_ms;
+                    for s in &mut self.svcs {
+                        s.mon.on_exit(now);
+                    }
                     std::process::exit(if self.svcs[0].m.final_exit.is_some() {
                         EXIT_ESSENTIAL
                     } else {
@@ -1013,7 +1052,7 @@ impl Sup {
     fn health_run_started(&mut self, i: usize) {
         let cfg = {
             let d = &mut self.svcs[i].dir;
-            if d.exists("check") {
+            if health::has_checks(d) {
                 let kill_ms = crate::machine::Files::timeout_kill(d);
                 health::read_config(d, kill_ms)
             } else {
@@ -1035,7 +1074,14 @@ impl Sup {
                 want_up: m.want == crate::machine::Want::Up,
             }
         };
+        let before = self.svcs[i].health.c.health;
         let outputs = self.svcs[i].health.c.step(input, ctx);
+        let s = &mut self.svcs[i];
+        if s.health.c.health != before {
+            let c = &s.health.c;
+            s.mon
+                .health_changed(before, c.health, &c.output, now.mono_ms, &s.dir);
+        }
         for o in outputs {
             match o {
                 health::Output::SpawnCheck => self.spawn_check(i),
@@ -1058,7 +1104,12 @@ impl Sup {
                         }
                     }
                 }
-                health::Output::Changed => self.write_ext(i),
+                health::Output::Changed => {
+                    self.write_ext(i);
+                    if i == 0 {
+                        self.report.tell();
+                    }
+                }
                 health::Output::Warn(msg) => self.svcs[i].dir.warn(&msg),
             }
         }
@@ -1128,6 +1179,67 @@ impl Sup {
         let output = std::mem::take(&mut h.buf);
         let ended = status::Ended::from_wstat(wstat);
         self.health_feed(i, health::Input::CheckEnded { ended, output });
+    }
+
+    /// [`crate::monit`]: `run` of service `i` started as `pid`.
+    fn monit_run_started(&mut self, i: usize, pid: i32) {
+        let now = self.now().mono_ms;
+        let leader =
+            (self.opts.mode == Mode::S6 && !self.nosetsid) || self.svcs[i].mon.run_extras().1;
+        let s = &mut self.svcs[i];
+        s.mon.run_started(pid, leader, now, &s.dir);
+        self.write_ext(i);
+    }
+
+    /// [`crate::monit`]: `run` of service `i` was reaped (before the machine hears of it).
+    fn monit_run_died(&mut self, i: usize, wstat: i32) {
+        let now = self.now().mono_ms;
+        let mut known: Vec<i32> = Vec::new();
+        for s in &self.svcs {
+            if let Child::Run(p) | Child::Finish(p) = s.m.child {
+                known.push(p);
+            }
+            known.extend(s.health.c.check);
+            known.extend(s.mon.alert_pid());
+        }
+        let s = &mut self.svcs[i];
+        s.mon.run_died(wstat, now, &s.dir, &known);
+    }
+
+    /// [`crate::monit`]: after the machine took event `ev`.
+    fn monit_after(&mut self, i: usize, ev: Event) {
+        if let Event::RunDied(_) = ev {
+            let now = self.now().mono_ms;
+            let s = &mut self.svcs[i];
+            let backoff = s.m.pending_start().map(|(_, b)| b);
+            s.mon.after_death(backoff, s.m.gave_up, now, &s.dir);
+        }
+    }
+
+    /// [`crate::monit`]: one of its deadlines passed.
+    fn monit_timer(&mut self, i: usize) {
+        let now = self.now().mono_ms;
+        let s = &mut self.svcs[i];
+        let m = &s.m;
+        let active = m.state == crate::machine::State::Up
+            && !m.forced_down
+            && !m.paused
+            && m.want == crate::machine::Want::Up;
+        let (changed, ask) = s.mon.timer(now, active, &s.dir);
+        if let (Some(ask), Child::Run(pid)) = (ask, s.m.child) {
+            let sig = match ask {
+                crate::monit::Ask::Restart => crate::machine::Files::down_signal(&mut s.dir),
+                crate::monit::Ask::KillRun => libc::SIGKILL,
+            };
+            // SAFETY: signalling our own (not yet reaped) run child.
+            unsafe {
+                libc::kill(pid, sig);
+                libc::kill(pid, libc::SIGCONT);
+            }
+        }
+        if changed {
+            self.write_ext(i);
+        }
     }
 
     /// Runs `control/<letter>` synchronously (runit); returns its exit code.
@@ -1213,8 +1325,19 @@ impl Sup {
             }
         }
         let notify_w = notify.as_ref().map(|(_, w, n)| (w.as_raw_fd(), *n));
+        // Built-in probes run in the check child itself (cloned before the fork).
+        let probes = match what {
+            What::Check(..) => self.svcs[i].health.c.probes().cloned(),
+            _ => None,
+        };
+        // stop-tree: run leads its own group and joins the service's cgroup.
+        let (cgroup_procs, run_setsid) = match what {
+            What::Run => self.svcs[i].mon.run_extras(),
+            _ => (None, false),
+        };
         // A check leads its own process group, so that a timeout kills all of it.
         let setsid = matches!(what, What::Check(..))
+            || run_setsid
             || (mode == Mode::S6 && !self.nosetsid && !matches!(what, What::Control(_)));
         let (hs_r, hs_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
 
@@ -1259,6 +1382,13 @@ impl Sup {
                     if setsid {
                         libc::setsid();
                     }
+                    if let Some(p) = &cgroup_procs {
+                        let fd = libc::open(p.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+                        if fd >= 0 {
+                            raw_write(fd, b"0");
+                            libc::close(fd);
+                        }
+                    }
                     let hs = hs_w.as_raw_fd();
                     let fail = |hs: RawFd| -> ! {
                         let e = *libc::__errno_location();
@@ -1291,6 +1421,11 @@ impl Sup {
                         } else if libc::dup2(w, n) == -1 {
                             fail(hs);
                         }
+                    }
+                    if let Some(p) = &probes {
+                        // Not exec'ing at once: release the supervisor from the handshake.
+                        libc::close(hs);
+                        crate::probe::child(p);
                     }
                     match &envp_ptrs {
                         Some(e) => libc::execve(path.as_ptr(), argv_ptrs.as_ptr(), e.as_ptr()),

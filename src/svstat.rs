@@ -13,8 +13,10 @@ use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
+mod graph;
 mod probe;
 mod prom;
+mod usage;
 
 use crate::control::errstr;
 use crate::diag::{EXIT_SYS, EXIT_USAGE};
@@ -312,6 +314,8 @@ pub struct Info {
     pub give_up: Option<(u64, u64)>,
     /// The service dir has a `notification-fd` file.
     pub notifies: bool,
+    /// What its processes use, and its leftovers (module `usage`).
+    pub res: usage::Resources,
 }
 
 /// Reads a service dir's `give-up` file: one line `COUNT SECONDS`.
@@ -470,7 +474,14 @@ impl Info {
             (None, Some(d)) => Some(Ended::Exited(d.exit as i32)),
             (None, None) => view.as_ref().ok().and_then(|v| v.ended()),
         };
+        let live = view
+            .as_ref()
+            .ok()
+            .filter(|v| v.up && v.pid != 0 && supervised)
+            .map(|v| v.pid as i32);
+        let res = usage::gather(live, ext.as_ref());
         Info {
+            res,
             name: name.to_string(),
             path: path.to_path_buf(),
             logger: name.ends_with("/log") || name == "log",
@@ -638,6 +649,7 @@ impl Info {
                 o.push('}');
             }
         }
+        self.res.json(&mut o);
         o.push('}');
         o
     }
@@ -703,15 +715,30 @@ impl Info {
             }
             _ => ("-".into(), "-".into(), String::new()),
         };
+        let mut notes = notes;
+        for item in self.res.items() {
+            if !notes.is_empty() {
+                notes.push_str(", ");
+            }
+            notes.push_str(&item);
+        }
         let notes = if notes.is_empty() { "-".into() } else { notes };
-        let _ = write!(row, " {restarts:>8} {health:<12} {notes}");
+        let (mem, cpu) = if self.res.processes > 0 {
+            (
+                usage::short_bytes(self.res.memory_bytes),
+                usage::short_cpu(self.res.cpu_ms),
+            )
+        } else {
+            ("-".into(), "-".into())
+        };
+        let _ = write!(row, " {restarts:>8} {health:<12} {mem:>7} {cpu:>6} {notes}");
         row
     }
 }
 
 const TABLE_HEADER: &str =
     "NAME                     STATE             PID    UPTIME READY WANT LAST-EXIT";
-const WIDE_HEADER: &str = "NAME                     STATE             PID    UPTIME READY WANT LAST-EXIT      RESTARTS HEALTH       NOTES";
+const WIDE_HEADER: &str = "NAME                     STATE             PID    UPTIME READY WANT LAST-EXIT      RESTARTS HEALTH           MEM    CPU NOTES";
 
 /// The services a list of operands names: scan dirs are expanded; `NAME/log` is added when it
 /// has a `supervise` directory.
@@ -790,7 +817,11 @@ pub fn main(args: &[String], strict: bool) -> i32 {
         eprintln!("rsvstat: fatal: field options and {m} cannot be combined");
         return EXIT_USAGE;
     }
-    let many = a.dirs.len() > 1 || svview::is_scan_dir(Path::new(&a.dirs[0]));
+    // Scan dirs with a dependency graph: oneshots, waits, more JSON (module graph).
+    let graphs = graph::Graphs::load(&a.dirs);
+    let many = a.dirs.len() > 1
+        || svview::is_scan_dir(Path::new(&a.dirs[0]))
+        || graphs.is_scan_dir(Path::new(&a.dirs[0]));
     if !many && chosen.is_empty() {
         return single_rsv(&a, &a.dirs[0], now);
     }
@@ -799,7 +830,7 @@ pub fn main(args: &[String], strict: bool) -> i32 {
         return EXIT_USAGE;
     }
     let now_ms = now_ms();
-    let list = expand(&a.dirs);
+    let list = graph::expand(&graphs, &a.dirs);
     let infos: Vec<Info> = list.iter().map(|(n, p)| Info::gather(n, p)).collect();
     let mut missing = false;
     for (i, info) in infos.iter().enumerate() {
@@ -819,11 +850,21 @@ pub fn main(args: &[String], strict: bool) -> i32 {
         }
     }
     if a.ready {
+        if graphs.any() {
+            return graph::probe_main(&graphs, &infos, now, now_ms, missing);
+        }
         return probe::main(&infos, now, now_ms, missing);
     }
+    let json = |info: &Info| {
+        let member = graphs.member(&info.path);
+        graph::json(info, member, info.json(now, now_ms), now_ms)
+    };
     let mut out = String::new();
     if a.prom {
         prom::write(&mut out, &infos, now, now_ms);
+        if graphs.any() {
+            graph::prom(&mut out, &graphs, &infos);
+        }
     } else if a.json {
         if many {
             out.push('[');
@@ -831,19 +872,22 @@ pub fn main(args: &[String], strict: bool) -> i32 {
                 if i > 0 {
                     out.push(',');
                 }
-                out.push_str(&info.json(now, now_ms));
+                out.push_str(&json(info));
             }
             out.push_str("]\n");
         } else if let Some(info) = infos.first() {
-            out.push_str(&info.json(now, now_ms));
+            out.push_str(&json(info));
             out.push('\n');
         }
     } else {
-        let wide = infos.iter().any(|i| i.ext.is_some());
+        let wide = infos.iter().any(|i| i.ext.is_some()) || graphs.any();
         out.push_str(if wide { WIDE_HEADER } else { TABLE_HEADER });
         out.push('\n');
         for info in &infos {
-            out.push_str(&info.table_row(now, now_ms, wide));
+            out.push_str(&match graphs.member(&info.path) {
+                Some(s) => graph::table_row(info, s, now, now_ms),
+                None => info.table_row(now, now_ms, wide),
+            });
             out.push('\n');
         }
     }
@@ -854,7 +898,11 @@ pub fn main(args: &[String], strict: bool) -> i32 {
         // The metrics say which services are unsupervised; only a missing operand is an error.
         return if missing { EXIT_SYS } else { 0 };
     }
-    if infos.iter().all(|i| i.supervised) {
+    // An atom of a graph may have no supervisor (a oneshot, a longrun not started yet).
+    if infos
+        .iter()
+        .all(|i| i.supervised || graphs.member(&i.path).is_some())
+    {
         0
     } else {
         1
@@ -914,6 +962,17 @@ fn single_s6(a: &Args, d: &str, now: Tai64N) -> i32 {
 
 fn single_rsv(a: &Args, d: &str, now: Tai64N) -> i32 {
     let sd = Path::new(d);
+    if let Some(line) = a
+        .fields
+        .is_empty()
+        .then(|| graph::single(d, now_ms()))
+        .flatten()
+    {
+        return match write_stdout(&format!("{line}\n")) {
+            Ok(()) => 0,
+            Err(_) => EXIT_SYS,
+        };
+    }
     match lock::supervised(&crate::rundir::supervise_dir(sd)) {
         Ok(true) => {}
         Ok(false) => {
@@ -950,7 +1009,9 @@ fn single_rsv(a: &Args, d: &str, now: Tai64N) -> i32 {
         return print_result(a, &v, !has_down_file(sd), now);
     }
     let ext = extstate::read(&crate::rundir::supervise_dir(sd)).ok();
-    let line = rsv_line(
+    let live = (v.up && v.pid != 0).then_some(v.pid as i32);
+    let res = usage::gather(live, ext.as_ref());
+    let mut line = rsv_line(
         &v,
         !has_down_file(sd),
         a.numeric,
@@ -959,6 +1020,11 @@ fn single_rsv(a: &Args, d: &str, now: Tai64N) -> i32 {
         now,
         now_ms(),
     );
+    for item in res.items() {
+        line.push_str(", ");
+        line.push_str(&item);
+    }
+    line.push_str(&graph::single_suffix(d));
     let mut so = io::stdout().lock();
     if writeln!(so, "{line}").and_then(|_| so.flush()).is_err() {
         return EXIT_SYS;

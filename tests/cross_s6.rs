@@ -499,7 +499,13 @@ fn json_and_table_on_a_scan_dir() {
             "gave_up",
             "essential",
             "final_exit",
-            "health"
+            "health",
+            "resources",
+            "type",
+            "dependencies",
+            "waiting_for",
+            "graph_state",
+            "timed_out"
         ]
     );
     // A service is named by its directory's last component; the path is as given.
