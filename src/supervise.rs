@@ -841,9 +841,11 @@ impl Sup {
                     Ok(pid) => {
                         let s = &mut self.svcs[i];
                         s.run_files = RunFiles::read(&s.dir, s.m.is_log);
+                        // monit first: its pgid then goes into the rsv-state write that
+                        // follows RunStarted (one write per start, no spare at start-up).
+                        self.monit_run_started(i, pid);
                         self.feed(i, Event::RunStarted(pid));
                         self.health_run_started(i);
-                        self.monit_run_started(i, pid);
                     }
                     Err(e) => {
                         let secs = match self.opts.mode {
@@ -1181,14 +1183,14 @@ impl Sup {
         self.health_feed(i, health::Input::CheckEnded { ended, output });
     }
 
-    /// [`crate::monit`]: `run` of service `i` started as `pid`.
+    /// [`crate::monit`]: `run` of service `i` started as `pid`. Called just before the machine
+    /// hears of it, whose event writes rsv-state (with monit's fields) once.
     fn monit_run_started(&mut self, i: usize, pid: i32) {
         let now = self.now().mono_ms;
         let leader =
             (self.opts.mode == Mode::S6 && !self.nosetsid) || self.svcs[i].mon.run_extras().1;
         let s = &mut self.svcs[i];
         s.mon.run_started(pid, leader, now, &s.dir);
-        self.write_ext(i);
     }
 
     /// [`crate::monit`]: `run` of service `i` was reaped (before the machine hears of it).
