@@ -19,6 +19,7 @@ pub mod multicall;
 pub mod proctitle;
 pub mod rundir;
 pub mod scan;
+pub mod sdnotify;
 pub mod sig;
 pub mod status;
 pub mod supervise;

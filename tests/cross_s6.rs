@@ -499,7 +499,8 @@ fn json_and_table_on_a_scan_dir() {
             "gave_up",
             "essential",
             "final_exit",
-            "health"
+            "health",
+            "sd_notify"
         ]
     );
     // A service is named by its directory's last component; the path is as given.
