@@ -30,3 +30,4 @@ pub mod svstat;
 pub mod svview;
 pub mod tai;
 pub mod tai64nlocal;
+pub mod template;
