@@ -28,6 +28,7 @@ pub mod svdir;
 pub mod svenv;
 pub mod svstat;
 pub mod svview;
+pub mod systemctl;
 pub mod tai;
 pub mod tai64nlocal;
 pub mod template;

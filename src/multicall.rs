@@ -40,6 +40,7 @@ pub enum Applet {
     Rsvtai64nlocal,
     Rsvexec,
     RsvImport,
+    Systemctl,
 }
 
 /// Which set of names a link belongs to (what `rsv install` creates).
@@ -51,6 +52,9 @@ pub enum Set {
     Runit,
     /// s6's names (`--s6`).
     S6,
+    /// systemd's names (`--systemd`): systemctl, systemd-notify, and systemd (rsvscan
+    /// --systemd).
+    Systemd,
 }
 
 /// Every name the binary answers to.
@@ -78,13 +82,15 @@ pub const NAMES: &[(&str, Applet, Set)] = &[
     ("s6-svscanctl", Applet::Rsvscanctl, Set::S6),
     ("s6-log", Applet::Rsvlog, Set::S6),
     ("s6-tai64nlocal", Applet::Rsvtai64nlocal, Set::S6),
+    ("systemctl", Applet::Systemctl, Set::Systemd),
+    ("systemd-notify", Applet::Systemctl, Set::Systemd),
+    ("systemd", Applet::Rsvscan, Set::Systemd),
 ];
 
 /// The name of the multi-call binary itself.
 pub const SELF: &str = "rsv";
 
-const USAGE: &str =
-    "usage: rsv program [ args... ] | rsv install [ --runit ] [ --s6 ] [ -f ] dir | rsv --list";
+const USAGE: &str = "usage: rsv program [ args... ] | rsv install [ --runit ] [ --s6 ] [ --systemd ] [ -f ] dir | rsv --list";
 
 /// The program a name (argv[0]'s base name) selects.
 pub fn lookup(name: &str) -> Option<Applet> {
@@ -192,6 +198,7 @@ pub fn install(args: &[OsString]) -> i32 {
         match a.to_str() {
             Some("--runit") => sets.push(Set::Runit),
             Some("--s6") => sets.push(Set::S6),
+            Some("--systemd") => sets.push(Set::Systemd),
             Some("-f") | Some("--force") => force = true,
             Some(o) if o.starts_with('-') => {
                 let _ = writeln!(io::stderr(), "{SELF}: {USAGE}");

@@ -68,6 +68,7 @@ fn install_creates_every_name_and_is_idempotent() {
         Path::new("rsv")
     );
     assert!(!t.path().join("bin/sv").exists());
+    assert!(!t.path().join("bin/systemctl").exists());
 
     // With the drop-in names, twice (the second run changes nothing).
     for _ in 0..2 {
@@ -76,6 +77,7 @@ fn install_creates_every_name_and_is_idempotent() {
                 "install",
                 "--runit",
                 "--s6",
+                "--systemd",
                 t.path().join("bin").to_str().unwrap(),
             ]),
             T,

@@ -20,6 +20,8 @@ mod rsvscanctl;
 mod rsvstat;
 #[path = "rsvtai64nlocal.rs"]
 mod rsvtai64nlocal;
+#[path = "systemctl.rs"]
+mod systemctl;
 
 use rsv::multicall::{self, Applet};
 
@@ -38,6 +40,7 @@ fn main() {
         Some(Applet::Rsvtai64nlocal) => rsvtai64nlocal::main(),
         Some(Applet::Rsvexec) => rsvexec::main(),
         Some(Applet::RsvImport) => rsv_import::main(),
+        Some(Applet::Systemctl) => systemctl::main(),
         None => std::process::exit(multicall::dispatch_self(&args)),
     }
 }
