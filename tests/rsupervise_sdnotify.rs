@@ -408,3 +408,37 @@ fn nothing_without_notify_socket() {
     a.stop();
     b.stop();
 }
+
+#[test]
+fn our_systemd_notify_for_images_without_systemd() {
+    let t = TempDir::new("sdn-ours");
+    let bindir = t.path().join("bin");
+    fs::create_dir(&bindir).unwrap();
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_systemctl"), bindir.join("systemd-notify"))
+        .unwrap();
+    let sd = t.path().join("svc");
+    fs::create_dir(&sd).unwrap();
+    fs::write(sd.join("notify-socket"), "").unwrap();
+    // Called as a child of run (as a script does), then exec'd as run itself.
+    script(
+        &sd.join("run"),
+        &format!(
+            "#!/bin/sh\n{0}/systemd-notify --status=starting; echo $? > rc1\nsleep 0.2 &\n{0}/systemd-notify --ready --pid=$! STATUS=ready; echo $? > rc2\nexec sleep 1000\n",
+            bindir.display()
+        ),
+    );
+    let sup = Sup::start("s6", t.path(), "svc");
+    let st = wait_state(&sd, "ready", |s| s.ready && s.sd_status == "ready");
+    assert_eq!(fs::read_to_string(sd.join("rc1")).unwrap(), "0\n");
+    assert_eq!(fs::read_to_string(sd.join("rc2")).unwrap(), "0\n");
+    // MAINPID named the background sleep, a child of run.
+    assert!(st.main_pid > 0, "{st:?}");
+    assert!(!sup.err().contains("warning"), "{}", sup.err());
+    let (c, _, e) = run(
+        Command::new(bindir.join("systemd-notify")).arg("--ready"),
+        T,
+    );
+    assert_eq!(c, 1, "{e}");
+    assert!(e.contains("NOTIFY_SOCKET is not set"), "{e}");
+    sup.stop();
+}

@@ -275,3 +275,40 @@ fn debian_units_import_and_their_daemons_start_and_stop() {
     assert_eq!(ns.stop(), Some(0));
     assert!(ns.procs().is_empty());
 }
+
+#[test]
+fn example_output_is_current() {
+    let ex = Path::new(env!("CARGO_MANIFEST_DIR")).join("servicedirs-examples");
+    let t = TempDir::new("sdimp-example");
+    let dest = t.path().join("scan");
+    let (c, _, err) = run(
+        Command::new(PathBuf::from(env!("CARGO_BIN_EXE_rsv-import")))
+            .args([
+                "systemd",
+                "systemd/units/web.service",
+                "systemd/units/ready.service",
+                "systemd/units/worker@.service",
+            ])
+            .arg(&dest)
+            .current_dir(&ex),
+        LIMIT,
+    );
+    assert_eq!(c, 0, "{err}");
+    let notes = fs::read_to_string(ex.join("systemd/scan.notes")).unwrap();
+    assert_eq!(
+        err.replace(&dest.display().to_string(), "systemd/scan"),
+        notes,
+        "servicedirs-examples/systemd/scan.notes is out of date"
+    );
+    let (c, out, _) = run(
+        Command::new("diff").arg("-r").arg(ex.join("systemd/scan")).arg(&dest),
+        LIMIT,
+    );
+    assert_eq!(c, 0, "servicedirs-examples/systemd/scan is out of date:\n{out}");
+    // diff -r does not compare modes: the scripts are executable.
+    for s in ["web/run", "web/finish", "web/reload", "ready/run", "worker@/run"] {
+        use std::os::unix::fs::PermissionsExt;
+        let m = fs::metadata(ex.join("systemd/scan").join(s)).unwrap().permissions().mode();
+        assert_eq!(m & 0o111, 0o111, "{s}");
+    }
+}

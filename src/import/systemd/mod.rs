@@ -819,6 +819,12 @@ fn restart_policy(ctx: &mut Ctx, svc: &mut Service) -> Result<(), String> {
     let restart = ctx.get("Service", "Restart").unwrap_or_else(|| "no".into());
     let mut codes = vec!["0".to_string()];
     let mut sigs = vec![libc::SIGHUP, libc::SIGINT, libc::SIGTERM, libc::SIGPIPE];
+    // The stop signal ends the service cleanly too (a stop asked for is no failure).
+    if let Some(n) = ctx.get("Service", "KillSignal").and_then(|v| signal_number(&v)) {
+        if !sigs.contains(&n) {
+            sigs.push(n);
+        }
+    }
     for v in ctx.list("Service", "SuccessExitStatus") {
         for w in v.split_whitespace() {
             if w.chars().all(|c| c.is_ascii_digit()) {
@@ -911,7 +917,6 @@ fn restart_policy(ctx: &mut Ctx, svc: &mut Service) -> Result<(), String> {
     }
     f.push_str("exit 0\n");
     svc.finish = Some(f);
-    let _ = signal_name;
     Ok(())
 }
 

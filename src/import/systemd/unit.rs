@@ -348,10 +348,9 @@ pub fn parse_exec(v: &str) -> Result<Vec<Command>, String> {
                         {
                             whole_var = Some(name);
                         } else {
-                            if !lit.is_empty() {
-                                pieces.push(Piece::Lit(std::mem::take(&mut lit)));
-                            }
-                            pieces.push(Piece::Var(name));
+                            // Inside a word systemd expands ${NAME} only: $NAME stays as is.
+                            lit.push('$');
+                            lit.push_str(&name);
                         }
                     }
                     _ => lit.push('$'),
@@ -527,6 +526,9 @@ mod tests {
                 Piece::Lit("z".into())
             ]
         );
+        let c = parse_exec("/bin/a x$Y ${Y}z").unwrap();
+        assert_eq!(c[0].words[1], vec![Piece::Lit("x$Y".into())]);
+        assert_eq!(c[0].words[2], vec![Piece::Var("Y".into()), Piece::Lit("z".into())]);
         let c = parse_exec("+/bin/a ; :/bin/b $X\\ty").unwrap();
         assert_eq!(c.len(), 2);
         assert!(c[0].privileged && c[1].no_expand);
