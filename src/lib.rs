@@ -3,6 +3,7 @@
 //! One module per concern; the programs in `src/bin/` only parse arguments and call in here.
 
 pub mod control;
+pub mod deps;
 pub mod diag;
 pub mod envdir;
 pub mod exec;
@@ -17,6 +18,7 @@ pub mod machine;
 pub mod memtrim;
 pub mod multicall;
 pub mod proctitle;
+pub mod report;
 pub mod rundir;
 pub mod scan;
 pub mod sdnotify;

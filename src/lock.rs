@@ -35,8 +35,8 @@ pub enum LockError {
 /// another uid) is replaced, unless some process holds it ([`LockError::Busy`] then).
 pub fn take_both_or_replace(path: &Path) -> Result<File, LockError> {
     match take_both(path) {
-        Err(LockError::Io(e)) if crate::rundir::is_denied(&e) => {
-            if crate::rundir::lock_held(path) {
+        Err(LockError::Io(e)) if crate::svdir::is_denied(&e) => {
+            if lock_held(path) {
                 return Err(LockError::Busy);
             }
             let _ = std::fs::remove_file(path);
@@ -44,6 +44,11 @@ pub fn take_both_or_replace(path: &Path) -> Result<File, LockError> {
         }
         r => r,
     }
+}
+
+/// Is the lock file `path` held by some supervisor (flock or fcntl)? Unknown counts as held.
+pub fn lock_held(path: &Path) -> bool {
+    fcntl_lock_held(path).unwrap_or(true) || flock_held(path).unwrap_or(true)
 }
 
 /// Creates (mode 0644 as s6 does) or opens `path` and takes both a non-blocking exclusive

@@ -148,13 +148,12 @@ fn eaccess(p: &Path, mode: i32) -> bool {
     unsafe { libc::faccessat(libc::AT_FDCWD, c.as_ptr(), mode, libc::AT_EACCESS) == 0 }
 }
 
-/// Is this error "we may not create or write here" (as opposed to a real fault)?
-pub fn is_denied(e: &io::Error) -> bool {
-    matches!(
-        e.raw_os_error(),
-        Some(libc::EACCES) | Some(libc::EPERM) | Some(libc::EROFS)
-    )
-}
+pub use crate::lock::lock_held;
+pub use crate::svdir::is_denied;
+
+/// Control directory of a scanner, with its lock and control FIFO (the same path as
+/// s6-svscan's, in both modes), inside the scan directory unless relocated.
+pub const SCAN_CTL_DIR: &str = ".s6-svscan";
 
 /// `p` as a relative path: an absolute canonical path without its leading `/`.
 fn rel(canon: &Path) -> PathBuf {
@@ -421,7 +420,7 @@ pub fn event_dir(sd: &Path) -> PathBuf {
 /// `dir/.s6-svscan` when its control FIFO exists, else a runtime one whose control FIFO has a
 /// reader, else the first runtime one, else `dir/.s6-svscan`.
 pub fn scan_ctl_dir(dir: &Path) -> PathBuf {
-    let here = dir.join(crate::scan::CTL_DIR);
+    let here = dir.join(SCAN_CTL_DIR);
     let listening = |d: &Path| {
         crate::lock::ok_fifo_alive(&d.join("control")).unwrap_or(false)
             || crate::lock::supervised(d).unwrap_or(false)
@@ -429,7 +428,7 @@ pub fn scan_ctl_dir(dir: &Path) -> PathBuf {
     if here.join("control").exists() && listening(&here) {
         return here;
     }
-    let others = client_candidates(dir, Kind::Scan, crate::scan::CTL_DIR);
+    let others = client_candidates(dir, Kind::Scan, SCAN_CTL_DIR);
     if let Some(p) = others.iter().find(|p| listening(p)) {
         return p.clone();
     }
@@ -449,12 +448,6 @@ pub fn lock_probeable(dir: &Path) -> io::Result<()> {
         return Err(io::Error::from_raw_os_error(libc::EACCES));
     }
     Ok(())
-}
-
-/// Is the lock file `path` held by some supervisor (flock or fcntl)? Unknown counts as held.
-pub fn lock_held(path: &Path) -> bool {
-    crate::lock::fcntl_lock_held(path).unwrap_or(true)
-        || crate::lock::flock_held(path).unwrap_or(true)
 }
 
 /// Is the lock file `path` known to be held (a probe that fails counts as not held)?

@@ -49,6 +49,9 @@ pub struct Options {
     pub no_log: bool,
     /// The service directory as given.
     pub dir: String,
+    /// `--held`: keep the service down at start, as if it had a `down` file (rsvscan holds
+    /// a longrun of its dependency graph so until its dependencies are up).
+    pub held: bool,
 }
 
 const SIGNALS: [(i32, Option<SupSignal>); 5] = [
@@ -229,6 +232,8 @@ struct Sup {
     pipe: Option<(OwnedFd, OwnedFd)>,
     origin: Instant,
     nosetsid: bool,
+    /// rsvscan's report pipe (a longrun of its dependency graph), else nothing.
+    report: crate::report::Reporter,
 }
 
 /// What to start.
@@ -242,6 +247,7 @@ enum What {
 
 /// Runs the supervisor; returns the exit code.
 pub fn run(opts: Options) -> i32 {
+    let report = crate::report::Reporter::from_env();
     let prog = opts.prog.clone();
     let shown = opts.dir.clone();
     let sd = shown.trim_end_matches('/');
@@ -325,7 +331,7 @@ pub fn run(opts: Options) -> i32 {
             mono_ms: 0,
             wall: SystemTime::now(),
         };
-        let down = dir.exists("down");
+        let down = dir.exists("down") || (opts.held && !is_log);
         let name = CString::new(if is_log {
             format!("{shown}/log")
         } else {
@@ -419,6 +425,7 @@ pub fn run(opts: Options) -> i32 {
         svcs,
         pipe,
         origin: Instant::now(),
+        report,
     };
 
     // A previous supervisor killed with SIGKILL may have left run (or finish) running:
@@ -777,6 +784,9 @@ impl Sup {
             self.act(i, a);
         }
         self.write_ext(i);
+        if i == 0 {
+            self.report.tell();
+        }
     }
 
     /// The extended state of service `i` (`supervise/rsv-state`), composed from its machine
@@ -1098,7 +1108,12 @@ impl Sup {
                         }
                     }
                 }
-                health::Output::Changed => self.write_ext(i),
+                health::Output::Changed => {
+                    self.write_ext(i);
+                    if i == 0 {
+                        self.report.tell();
+                    }
+                }
                 health::Output::Warn(msg) => self.svcs[i].dir.warn(&msg),
             }
         }

@@ -252,6 +252,14 @@ pub fn errtext(e: &io::Error) -> String {
     }
 }
 
+/// Is this error "we may not create or write here" (as opposed to a real fault)?
+pub fn is_denied(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EACCES) | Some(libc::EPERM) | Some(libc::EROFS)
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -414,8 +414,11 @@ fn our_systemd_notify_for_images_without_systemd() {
     let t = TempDir::new("sdn-ours");
     let bindir = t.path().join("bin");
     fs::create_dir(&bindir).unwrap();
-    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_systemctl"), bindir.join("systemd-notify"))
-        .unwrap();
+    std::os::unix::fs::symlink(
+        env!("CARGO_BIN_EXE_systemctl"),
+        bindir.join("systemd-notify"),
+    )
+    .unwrap();
     let sd = t.path().join("svc");
     fs::create_dir(&sd).unwrap();
     fs::write(sd.join("notify-socket"), "").unwrap();

@@ -147,12 +147,8 @@ fn made_up_units_import_and_run() {
         .collect();
     deps.sort();
     assert_eq!(deps, ["once", "simple"]);
-    let (c, _, e) = run(&mut Command::new(once.join("start")), LIMIT);
-    assert_eq!(c, 0, "{e}");
-    assert_eq!(fs::read_to_string(work.join("once")).unwrap(), "once\n");
-    // The oneshot is run by the dependency engine, not by the scanner: set it aside.
-    fs::rename(&once, t.path().join("once")).unwrap();
 
+    // rsvscan's dependency engine runs the oneshot (once), then the instance that needs it.
     let mut ns = start(&scan_dir, &t.path().join("err"), false);
     let out = wait_for(LIMIT, "simple.out", || {
         fs::read_to_string(work.join("simple.out"))
@@ -183,6 +179,7 @@ fn made_up_units_import_and_run() {
             .filter(|s| s.ends_with('\n'))
     });
     assert_eq!(inst, "7:7\n");
+    assert_eq!(fs::read_to_string(work.join("once")).unwrap(), "once\n");
     // Stopping the forking service stops the daemon (KillSignal=SIGHUP), which stays down.
     let (c, _, e) = run(
         Command::new(bin("rsvc"))
@@ -301,14 +298,29 @@ fn example_output_is_current() {
         "servicedirs-examples/systemd/scan.notes is out of date"
     );
     let (c, out, _) = run(
-        Command::new("diff").arg("-r").arg(ex.join("systemd/scan")).arg(&dest),
+        Command::new("diff")
+            .arg("-r")
+            .arg(ex.join("systemd/scan"))
+            .arg(&dest),
         LIMIT,
     );
-    assert_eq!(c, 0, "servicedirs-examples/systemd/scan is out of date:\n{out}");
+    assert_eq!(
+        c, 0,
+        "servicedirs-examples/systemd/scan is out of date:\n{out}"
+    );
     // diff -r does not compare modes: the scripts are executable.
-    for s in ["web/run", "web/finish", "web/reload", "ready/run", "worker@/run"] {
+    for s in [
+        "web/run",
+        "web/finish",
+        "web/reload",
+        "ready/run",
+        "worker@/run",
+    ] {
         use std::os::unix::fs::PermissionsExt;
-        let m = fs::metadata(ex.join("systemd/scan").join(s)).unwrap().permissions().mode();
+        let m = fs::metadata(ex.join("systemd/scan").join(s))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(m & 0o111, 0o111, "{s}");
     }
 }

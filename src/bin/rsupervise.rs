@@ -4,7 +4,7 @@ use rsv::diag;
 use rsv::machine::Mode;
 use rsv::supervise::{Options, run};
 
-const USAGE: &str = "rsupervise [ --compat s6|runit ] [ --no-log ] servicedir";
+const USAGE: &str = "rsupervise [ --compat s6|runit ] [ --no-log ] [ --held ] servicedir";
 
 pub(crate) fn main() {
     let invoked = diag::invoked_as("rsupervise");
@@ -16,6 +16,7 @@ pub(crate) fn main() {
     let prog = invoked.clone();
     let mut args = diag::args_utf8(&prog).into_iter();
     let mut dir = None;
+    let mut held = false;
     while let Some(a) = args.next() {
         match a.as_str() {
             "--compat" => match args.next().as_deref() {
@@ -26,6 +27,7 @@ pub(crate) fn main() {
             "--compat=s6" => mode = Mode::S6,
             "--compat=runit" => mode = Mode::Runit,
             "--no-log" => no_log = true,
+            "--held" => held = true,
             "--" => {
                 dir = args.next();
                 break;
@@ -48,5 +50,6 @@ pub(crate) fn main() {
         mode,
         no_log,
         dir,
+        held,
     }));
 }

@@ -8,7 +8,7 @@ use rsv::diag;
 use rsv::machine::Mode;
 use rsv::scan::{Options, run};
 
-const USAGE: &str = "rsvscan [ --systemd ] [ --compat s6|runit ] [ --supervisor path ] [ -c max ] [ -t rescan_ms ] [ -T bound_ms ] [ -d notif ] [ -P ] [ --prefix ] [ --init prog ]... [ --wait-ready ms ] [ scandir [ log ] ] [ -- prog [ args... ] ]";
+const USAGE: &str = "rsvscan [ --systemd ] [ --compat s6|runit ] [ --supervisor path ] [ -c max ] [ -t rescan_ms ] [ -T bound_ms ] [ -d notif ] [ -P ] [ --prefix ] [ --init prog ]... [ --up name ]... [ --wait-ready ms ] [ scandir [ log ] ] [ -- prog [ args... ] ]";
 
 fn num(prog: &str, v: Option<String>) -> u64 {
     v.and_then(|s| s.parse().ok())
@@ -105,6 +105,10 @@ pub(crate) fn main() {
             "-P" => o.setsid = true,
             "--systemd" => systemd = true,
             "--prefix" => o.prefix = true,
+            "--up" => match next(&mut it) {
+                Some(n) if !n.is_empty() && !n.contains('/') => o.up.push(n),
+                _ => diag::usage(&prog, USAGE),
+            },
             "--init" => match next(&mut it) {
                 Some(p) if !p.is_empty() => o.init.push(init_path(&p)),
                 _ => diag::usage(&prog, USAGE),

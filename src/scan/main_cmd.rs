@@ -75,6 +75,8 @@ pub struct MainCmd {
     took_tty: bool,
     /// SIGTERM was sent to CMD because the services are being stopped.
     termed: bool,
+    /// When the start set of the dependency graph must have settled (`up_timeout_ms`).
+    up_by: Option<Instant>,
 }
 
 impl MainCmd {
@@ -88,6 +90,7 @@ impl MainCmd {
             since: SystemTime::now(),
             took_tty: false,
             termed: false,
+            up_by: None,
         }
     }
 }
@@ -195,7 +198,7 @@ pub fn supervise_dir(name: &str) -> PathBuf {
     crate::rundir::supervise_dir(Path::new(name))
 }
 
-fn fresh(p: &Path, since: SystemTime) -> bool {
+pub(super) fn fresh(p: &Path, since: SystemTime) -> bool {
     fs::metadata(p)
         .and_then(|m| m.modified())
         .is_ok_and(|t| t + MTIME_SLACK >= since)
@@ -241,7 +244,7 @@ fn show(argv: &[OsString]) -> String {
 
 impl Scanner {
     /// Sets the exit code, unless CMD or an essential service already decided it.
-    fn decide(&mut self, code: i32) {
+    pub(super) fn decide(&mut self, code: i32) {
         if self.decided.is_none() {
             self.decided = Some(code);
         }
@@ -296,8 +299,10 @@ impl Scanner {
     /// Forwards `sig` to CMD while it runs; true if the signal was dealt with here.
     pub(super) fn main_signal(&mut self, sig: i32) -> bool {
         let Some(m) = &self.main else { return false };
+        let own =
+            !self.opts.cmd_signals && matches!(sig, libc::SIGTERM | libc::SIGINT | libc::SIGQUIT);
         match m.phase {
-            Phase::Running(pid) if forwarded(sig) => {
+            Phase::Running(pid) if forwarded(sig) && !own => {
                 signal(pid, sig);
                 true
             }
@@ -322,6 +327,7 @@ impl Scanner {
         self.svcs
             .values()
             .filter(|s| s.active && !Path::new(&s.name).join("down").exists())
+            .filter(|s| self.graph_wants(&s.name))
             .filter(|s| s.pid.is_none() || !service_ready(Path::new(&s.name), since))
             .map(|s| s.name.clone())
             .collect()
@@ -331,7 +337,7 @@ impl Scanner {
     /// CMD SIGTERM when the services are being stopped for another reason.
     pub(super) fn main_tick(&mut self, now: Instant) {
         let Some(m) = &self.main else { return };
-        let phase = m.phase;
+        let (phase, wait_ms, since) = (m.phase, m.wait_ms, m.since);
         if self.stop.is_some() {
             if let Some(m) = &mut self.main {
                 match phase {
@@ -350,8 +356,10 @@ impl Scanner {
         if phase != Phase::Pending {
             return;
         }
-        if let Some(ms) = m.wait_ms {
-            let since = m.since;
+        if !self.start_set_ready(now) {
+            return;
+        }
+        if let Some(ms) = wait_ms {
             let by = match self.main.as_mut() {
                 Some(m) => *m.ready_by.get_or_insert(now + Duration::from_millis(ms)),
                 None => return,
@@ -396,8 +404,69 @@ impl Scanner {
         }
     }
 
+    /// Has the dependency graph's start set settled (CMD may start)? Applies
+    /// `on_up_failure` once, and the `up_timeout_ms` bound.
+    fn start_set_ready(&mut self, now: Instant) -> bool {
+        let Some(e) = &self.graph else { return true };
+        let failed = if e.start.is_some() {
+            let Some(ms) = self.opts.up_timeout_ms.filter(|&ms| ms > 0) else {
+                return false;
+            };
+            let Some(m) = self.main.as_mut() else {
+                return false;
+            };
+            let by = *m.up_by.get_or_insert(now + Duration::from_millis(ms));
+            if now < by {
+                return false;
+            }
+            let e = self.graph.as_mut().map(|e| {
+                e.start = None;
+                e.start_failed.take()
+            });
+            let mut names: Vec<String> = e.flatten().unwrap_or_default();
+            names.push(format!("(not settled after {ms} ms)"));
+            names
+        } else {
+            match self.graph.as_mut().and_then(|e| e.start_failed.take()) {
+                Some(f) if !f.is_empty() => f,
+                _ => return true,
+            }
+        };
+        match self.opts.on_up_failure {
+            super::UpFailure::Continue => true,
+            super::UpFailure::Warn => {
+                self.warn(&format!(
+                    "some services of {} did not start: {}",
+                    self.opts.dir,
+                    failed.join(" ")
+                ));
+                true
+            }
+            super::UpFailure::Stop(code) => {
+                self.warn(&format!(
+                    "some services of {} did not start: {}: stopping everything",
+                    self.opts.dir,
+                    failed.join(" ")
+                ));
+                self.decide(code);
+                self.begin_stop(code, false);
+                false
+            }
+        }
+    }
+
     /// The loop's sleep, shortened while `--wait-ready` polls readiness.
     pub(super) fn main_timeout(&self, t: Option<u64>) -> Option<u64> {
+        let t = match self.main.as_ref().and_then(|m| m.up_by) {
+            Some(by)
+                if self.stop.is_none()
+                    && self.graph.as_ref().is_some_and(|e| e.start.is_some()) =>
+            {
+                let ms = super::ms_until(Instant::now(), by);
+                Some(t.map_or(ms, |t| t.min(ms)))
+            }
+            _ => t,
+        };
         match &self.main {
             Some(m) if m.phase == Phase::Pending && m.wait_ms.is_some() && self.stop.is_none() => {
                 Some(t.map_or(READY_POLL_MS, |t| t.min(READY_POLL_MS)))

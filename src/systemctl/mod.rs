@@ -6,6 +6,7 @@
 //! without any process running. Exit codes are systemctl's (see man systemctl.8).
 
 pub mod boot;
+pub mod engine;
 pub mod notify;
 pub mod state;
 pub mod units;
@@ -196,7 +197,10 @@ fn facts(env: &Env, u: &str) -> (&'static str, &'static str, Facts, Option<View>
     let mut view = None;
     if f.present {
         f.oneshot = fs::read_to_string(sd.join("type")).is_ok_and(|t| t.trim() == "oneshot");
-        f.oneshot_done = sd.join(ONESHOT_DONE).exists();
+        f.oneshot_done = match engine::state_of(&env.scandir, &imp::service_name(u)) {
+            Some(st) => st == crate::deps::plan::St::Up,
+            None => sd.join(ONESHOT_DONE).exists(),
+        };
         if let Ok(v) = View::read(&sd) {
             f.supervised = true;
             f.up = v.up;
@@ -248,13 +252,30 @@ fn start(env: &Env, u: &str, o: &Opts) -> i32 {
         }
     }
     if !sd.exists() {
-        if let Err(e) = units::import_into(env, &found) {
+        if let Err(e) = units::import_closure(env, &found) {
             err(&format!("Failed to start {u}: {e}"));
             return EXIT_FAILURE;
         }
     }
-    if fs::read_to_string(sd.join("type")).is_ok_and(|t| t.trim() == "oneshot") {
+    let name = imp::service_name(&found.name);
+    if oneshot && !boot::scanner_listening(&env.scandir) {
+        // At image build time: nothing runs the graph; run the script here.
         return run_oneshot(&sd, "start", u, true);
+    }
+    if oneshot || engine::state_of(&env.scandir, &name).is_some() {
+        return match engine::request(&env.scandir, true, &name, Duration::from_secs(90)) {
+            Some(0) => 0,
+            Some(_) => {
+                err(&format!(
+                    "Job for {u} failed because the control process exited with error code.\nSee \"systemctl status {u}\" for details."
+                ));
+                EXIT_FAILURE
+            }
+            None => {
+                err(&format!("Failed to start {u}: no answer from rsvscan"));
+                EXIT_FAILURE
+            }
+        };
     }
     let listening = || crate::control::write_control(&sd, b"").is_ok();
     if !crate::template::wait_until(Duration::from_secs(10), listening) {
@@ -327,6 +348,17 @@ fn stop(env: &Env, u: &str, o: &Opts) -> i32 {
             return not_found("stop", u);
         }
         return 0;
+    }
+    let sname = imp::service_name(&name);
+    if engine::state_of(&env.scandir, &sname).is_some() {
+        // A member of the graph: stopped in order (what depends on it first).
+        return match engine::request(&env.scandir, false, &sname, Duration::from_secs(120)) {
+            Some(0) => 0,
+            _ => {
+                err(&format!("Failed to stop {u}."));
+                EXIT_FAILURE
+            }
+        };
     }
     if fs::read_to_string(sd.join("type")).is_ok_and(|t| t.trim() == "oneshot") {
         if !sd.join(ONESHOT_DONE).exists() {
@@ -741,7 +773,7 @@ fn daemon_reload(env: &Env) -> i32 {
     for u in loaded_services(env) {
         if let Some(f) = units::find(env, &u) {
             if !f.masked {
-                let _ = units::import_into(env, &f);
+                let _ = units::import_into(env, &f, &Default::default());
             }
         }
     }

@@ -129,23 +129,66 @@ pub fn load_unit(env: &Env, f: &Found) -> Result<Unit, String> {
     Ok(u)
 }
 
-/// Imports `f` into the scan directory (replacing the files a previous import wrote).
-/// Returns the notes (directives not translated).
-pub fn import_into(env: &Env, f: &Found) -> Result<Vec<String>, String> {
-    let u = load_unit(env, f)?;
-    let mut known: BTreeSet<String> = BTreeSet::new();
-    if let Ok(rd) = fs::read_dir(&env.scandir) {
-        for e in rd.flatten() {
-            known.insert(e.file_name().to_string_lossy().into_owned());
-        }
-    }
-    // Dependencies that exist as units count as known: they are imported on their own start.
-    for key in ["Requires", "Wants", "BindsTo", "Requisite", "After"] {
+/// The services `u` pulls in (Requires=, Wants=, BindsTo=), as unit names.
+pub fn pulled_in(u: &Unit) -> Vec<String> {
+    let mut out = Vec::new();
+    for key in ["Requires", "Wants", "BindsTo"] {
         for v in u.list("Unit", key) {
             for n in v.split_whitespace() {
-                if n.ends_with(".service") && find(env, n).is_some() {
-                    known.insert(imp::service_name(n));
+                if n.ends_with(".service") {
+                    out.push(n.to_string());
                 }
+            }
+        }
+    }
+    out
+}
+
+/// Imports `f` and, first, the services it pulls in (recursively) that have a unit file and
+/// no directory yet, so that every `dependencies.d` entry names a directory that exists (the
+/// dependency engine refuses a graph with a missing name). Returns the notes.
+pub fn import_closure(env: &Env, f: &Found) -> Result<Vec<String>, String> {
+    let mut order: Vec<Found> = Vec::new();
+    let mut seen = BTreeSet::new();
+    let mut stack = vec![(f.clone(), false)];
+    // Depth-first, dependencies before dependents.
+    while let Some((x, expanded)) = stack.pop() {
+        if expanded {
+            order.push(x);
+            continue;
+        }
+        if !seen.insert(x.name.clone()) {
+            continue;
+        }
+        let u = load_unit(env, &x)?;
+        stack.push((x, true));
+        for n in pulled_in(&u) {
+            if let Some(d) = find(env, &n).filter(|d| !d.masked) {
+                if !env.sd(&d.name).exists() && !seen.contains(&d.name) {
+                    stack.push((d, false));
+                }
+            }
+        }
+    }
+    let names: BTreeSet<String> = order.iter().map(|x| imp::service_name(&x.name)).collect();
+    let mut notes = Vec::new();
+    for x in &order {
+        notes.extend(import_into(env, x, &names)?);
+    }
+    Ok(notes)
+}
+
+/// Imports `f` into the scan directory (replacing the files a previous import wrote).
+/// Dependencies are written for the services in the scan directory and in `coming` (being
+/// imported with it). Returns the notes (directives not translated).
+pub fn import_into(env: &Env, f: &Found, coming: &BTreeSet<String>) -> Result<Vec<String>, String> {
+    let u = load_unit(env, f)?;
+    let mut known: BTreeSet<String> = coming.clone();
+    if let Ok(rd) = fs::read_dir(&env.scandir) {
+        for e in rd.flatten() {
+            let n = e.file_name().to_string_lossy().into_owned();
+            if !n.starts_with('.') {
+                known.insert(n);
             }
         }
     }

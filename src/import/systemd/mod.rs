@@ -820,7 +820,10 @@ fn restart_policy(ctx: &mut Ctx, svc: &mut Service) -> Result<(), String> {
     let mut codes = vec!["0".to_string()];
     let mut sigs = vec![libc::SIGHUP, libc::SIGINT, libc::SIGTERM, libc::SIGPIPE];
     // The stop signal ends the service cleanly too (a stop asked for is no failure).
-    if let Some(n) = ctx.get("Service", "KillSignal").and_then(|v| signal_number(&v)) {
+    if let Some(n) = ctx
+        .get("Service", "KillSignal")
+        .and_then(|v| signal_number(&v))
+    {
         if !sigs.contains(&n) {
             sigs.push(n);
         }

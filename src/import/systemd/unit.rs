@@ -528,7 +528,10 @@ mod tests {
         );
         let c = parse_exec("/bin/a x$Y ${Y}z").unwrap();
         assert_eq!(c[0].words[1], vec![Piece::Lit("x$Y".into())]);
-        assert_eq!(c[0].words[2], vec![Piece::Var("Y".into()), Piece::Lit("z".into())]);
+        assert_eq!(
+            c[0].words[2],
+            vec![Piece::Var("Y".into()), Piece::Lit("z".into())]
+        );
         let c = parse_exec("+/bin/a ; :/bin/b $X\\ty").unwrap();
         assert_eq!(c.len(), 2);
         assert!(c[0].privileged && c[1].no_expand);
