@@ -157,7 +157,10 @@ fn systemctl_for_containers() {
     let mut ns = spawn_ns(cmd, &s.scan, &t.path().join("err"));
     assert_eq!(line(&out.join("prep")), "prepared\n");
     let webpid: i32 = line(&out.join("web.pid")).trim().parse().unwrap();
-    assert_eq!(s.cmd(&["is-active", "web"]).1, "active\n");
+    // web.pid is written as run starts, maybe before the supervisor's status says so.
+    wait_for(LIMIT, "web active", || {
+        (s.cmd(&["is-active", "web"]).1 == "active\n").then_some(())
+    });
     assert_eq!(s.cmd(&["is-active", "prep"]).1, "active\n");
     let (c, o1, _) = s.cmd(&["is-active", "note"]);
     assert_eq!((c, o1.as_str()), (3, "inactive\n"));
@@ -211,7 +214,11 @@ fn systemctl_for_containers() {
     assert_eq!(s.cmd(&["status", "nosuch"]).0, 4);
     let (c, _, e) = s.cmd(&["restart", "web"]);
     assert_eq!(c, 0, "{e}");
-    assert_eq!(s.cmd(&["is-active", "web"]).1, "active\n");
+    assert_eq!(
+        s.cmd(&["is-active", "web"]).1,
+        "active\n",
+        "restart waits until active"
+    );
 
     // Templates: an instance from greet@.service.
     let (c, _, e) = s.cmd(&["start", "greet@one"]);

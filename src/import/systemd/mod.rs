@@ -11,7 +11,9 @@
 //! TimeoutStopSec -> `timeout-kill`; Requires/Wants/BindsTo/After on other imported units ->
 //! `dependencies.d/NAME`; ExecReload -> `reload` (used by the systemctl personality).
 
+mod finish;
 pub mod load;
+mod shell;
 pub mod unit;
 
 use std::collections::BTreeSet;
@@ -19,6 +21,9 @@ use std::path::Path;
 
 use super::ini::sh_quote;
 use super::{Outcome, Service};
+use finish::restart_policy;
+pub use shell::sh_text;
+use shell::{sh_command, step};
 use unit::{Command, Instance, Piece, RT_CLOSE, RT_OPEN, Unit};
 
 /// The variable that holds a template's instance at run time.
@@ -95,14 +100,14 @@ const CONDITIONS: &[(&str, &str)] = &[
     ("ConditionPathIsSymbolicLink", "-L"),
 ];
 
-struct Ctx<'a> {
+pub(crate) struct Ctx<'a> {
     u: &'a Unit,
     inst: Instance<'a>,
     notes: Vec<String>,
 }
 
 impl Ctx<'_> {
-    fn note(&mut self, key: &str, value: &str, why: &str) {
+    pub(crate) fn note(&mut self, key: &str, value: &str, why: &str) {
         self.notes
             .push(format!("[{}] {key}={value} ({why})", self.u.name));
     }
@@ -120,12 +125,12 @@ impl Ctx<'_> {
         s
     }
 
-    fn get(&mut self, sec: &str, key: &str) -> Option<String> {
+    pub(crate) fn get(&mut self, sec: &str, key: &str) -> Option<String> {
         let v = self.u.get(sec, key)?.to_string();
         Some(self.expand(key, &v))
     }
 
-    fn list(&mut self, sec: &str, key: &str) -> Vec<String> {
+    pub(crate) fn list(&mut self, sec: &str, key: &str) -> Vec<String> {
         let vals: Vec<String> = self
             .u
             .list(sec, key)
@@ -133,62 +138,6 @@ impl Ctx<'_> {
             .map(|s| s.to_string())
             .collect();
         vals.iter().map(|v| self.expand(key, v)).collect()
-    }
-}
-
-/// Shell text for expanded literal text: run-time parts (a template's instance, marked
-/// with the name of the variable that holds it) are double-quoted variables, the rest
-/// single-quoted.
-pub fn sh_text(s: &str) -> String {
-    if !s.contains(RT_OPEN) {
-        return sh_quote(s);
-    }
-    let mut out = String::new();
-    let mut rest = s;
-    while let Some(i) = rest.find(RT_OPEN) {
-        if i > 0 {
-            out.push_str(&sh_quote(&rest[..i]));
-        }
-        let after = &rest[i + RT_OPEN.len_utf8()..];
-        let j = after.find(RT_CLOSE).unwrap_or(after.len());
-        out.push_str("\"${");
-        out.push_str(&after[..j]);
-        out.push_str("}\"");
-        rest = after.get(j + RT_CLOSE.len_utf8()..).unwrap_or("");
-    }
-    if !rest.is_empty() {
-        out.push_str(&sh_quote(rest));
-    }
-    out
-}
-
-fn sh_word(pieces: &[Piece]) -> String {
-    let mut w = String::new();
-    for p in pieces {
-        match p {
-            Piece::Lit(s) => w.push_str(&sh_text(s)),
-            Piece::Var(n) => w.push_str(&format!("\"${{{n}}}\"")),
-            Piece::SplitVar(n) => w.push_str(&format!("${{{n}}}")),
-        }
-    }
-    if w.is_empty() { "''".into() } else { w }
-}
-
-/// A command as shell words, through `rsvexec` when it changes user or argv[0].
-fn sh_command(c: &Command, user: Option<&str>) -> String {
-    let mut words: Vec<String> = c.words.iter().map(|w| sh_word(w)).collect();
-    let mut pre = Vec::new();
-    if let Some(u) = user.filter(|_| !c.privileged) {
-        pre.push(format!("-u {u}"));
-    }
-    if c.argv0 && words.len() >= 2 {
-        let argv0 = words.remove(1);
-        pre.push(format!("-b {argv0}"));
-    }
-    if pre.is_empty() {
-        words.join(" ")
-    } else {
-        format!("rsvexec {} -- {}", pre.join(" "), words.join(" "))
     }
 }
 
@@ -216,12 +165,6 @@ fn signal_name(v: &str) -> Option<String> {
     let s = v.trim().to_ascii_uppercase();
     let s = s.strip_prefix("SIG").unwrap_or(&s).to_string();
     crate::svdir::parse_signal(s.as_bytes()).map(|_| s)
-}
-
-fn signal_number(v: &str) -> Option<i32> {
-    let s = v.trim().to_ascii_uppercase();
-    let s = s.strip_prefix("SIG").unwrap_or(&s).to_string();
-    crate::svdir::parse_signal(s.as_bytes())
 }
 
 /// A `Limit*` value (`N`, `soft:hard`, `infinity`) in the ulimit's unit.
@@ -802,133 +745,6 @@ fn translate(
     restart_policy(ctx, &mut svc)?;
     add_deps(ctx, &mut svc, known);
     Ok(svc)
-}
-
-/// One step of a script: runs the command; a failure ends the script (unless `-`).
-fn step(c: &Command, user: Option<&str>) -> String {
-    let cmd = sh_command(c, user);
-    if c.ignore_failure {
-        format!("{cmd} || :\n")
-    } else {
-        format!("{cmd} || exit $?\n")
-    }
-}
-
-/// Restart=, RestartSec=, SuccessExitStatus= as a `finish` script (exit 125 = stay down).
-fn restart_policy(ctx: &mut Ctx, svc: &mut Service) -> Result<(), String> {
-    let restart = ctx.get("Service", "Restart").unwrap_or_else(|| "no".into());
-    let mut codes = vec!["0".to_string()];
-    let mut sigs = vec![libc::SIGHUP, libc::SIGINT, libc::SIGTERM, libc::SIGPIPE];
-    // The stop signal ends the service cleanly too (a stop asked for is no failure).
-    if let Some(n) = ctx
-        .get("Service", "KillSignal")
-        .and_then(|v| signal_number(&v))
-    {
-        if !sigs.contains(&n) {
-            sigs.push(n);
-        }
-    }
-    for v in ctx.list("Service", "SuccessExitStatus") {
-        for w in v.split_whitespace() {
-            if w.chars().all(|c| c.is_ascii_digit()) {
-                codes.push(w.to_string());
-            } else if let Some(n) = signal_number(w) {
-                sigs.push(n);
-            } else {
-                return Err(format!("SuccessExitStatus: unknown status {w}"));
-            }
-        }
-    }
-    let ignore_failure = ctx.u.list("Service", "ExecStart").first().is_some_and(|v| {
-        v.trim_start()
-            .trim_start_matches(['@', '+', '!', ':'])
-            .starts_with('-')
-    });
-    let sec = match ctx.get("Service", "RestartSec") {
-        Some(v) => unit::time_span_ms(&v, 1000.0)
-            .map_err(|e| format!("RestartSec: {e}"))?
-            .unwrap_or(0),
-        None => 100,
-    };
-    // (stay down when ...) for each policy, as shell conditions on $clean and $signal.
-    let stay_down = match restart.as_str() {
-        "always" => None,
-        "no" => Some("true"),
-        "on-success" => Some("[ \"$clean\" = 0 ]"),
-        "on-failure" => Some("[ \"$clean\" = 1 ]"),
-        "on-abnormal" => Some("[ \"$clean\" = 1 ] || [ \"$signal\" = 0 ]"),
-        "on-abort" => Some("[ \"$clean\" = 1 ] || [ \"$signal\" = 0 ]"),
-        "on-watchdog" => {
-            ctx.note(
-                "Restart",
-                "on-watchdog",
-                "restarted on a watchdog timeout as rsv restarts it, never otherwise",
-            );
-            Some("true")
-        }
-        other => return Err(format!("Restart: unknown value {other}")),
-    };
-    if restart == "on-abort" {
-        ctx.note("Restart", "on-abort", "treated as on-abnormal");
-    }
-    let sig_list: Vec<String> = sigs.iter().map(i32::to_string).collect();
-    let mut f = format!(
-        "#!/bin/sh\n# Generated by rsv-import: Restart={restart}. Exit 125 leaves the service down.\n# $1: exit code (256 or -1 when killed), $2: the signal (s6 and runit layouts).\n"
-    );
-    if ignore_failure {
-        f.push_str("clean=1 signal=0\n");
-    } else {
-        f.push_str(&format!(
-            "clean=0 signal=0\ncase \"$1\" in\n  256|-1) signal=$2\n    case \"$2\" in {}) clean=1 ;; esac ;;\n  {}) clean=1 ;;\nesac\n",
-            sig_list.join("|"),
-            codes.join("|")
-        ));
-    }
-    let mut prevent_codes = Vec::new();
-    let mut prevent_sigs = Vec::new();
-    for v in ctx.list("Service", "RestartPreventExitStatus") {
-        for w in v.split_whitespace() {
-            if w.chars().all(|c| c.is_ascii_digit()) {
-                prevent_codes.push(w.to_string());
-            } else if let Some(n) = signal_number(w) {
-                prevent_sigs.push(n.to_string());
-            } else {
-                return Err(format!("RestartPreventExitStatus: unknown status {w}"));
-            }
-        }
-    }
-    if !prevent_codes.is_empty() {
-        f.push_str(&format!(
-            "case \"$1\" in {}) exit 125 ;; esac\n",
-            prevent_codes.join("|")
-        ));
-    }
-    if !prevent_sigs.is_empty() {
-        f.push_str(&format!(
-            "[ \"$signal\" = 0 ] || case \"$signal\" in {}) exit 125 ;; esac\n",
-            prevent_sigs.join("|")
-        ));
-    }
-    match stay_down {
-        None => {}
-        Some(c) => f.push_str(&format!("if {c}; then exit 125; fi\n")),
-    }
-    if sec >= 1000 || (stay_down.is_some() || restart == "always") && sec > 100 {
-        f.push_str(&format!("sleep {}\n", ms_as_secs(sec)));
-        svc.files
-            .push(("timeout-finish".into(), (sec + 5000).to_string()));
-    }
-    f.push_str("exit 0\n");
-    svc.finish = Some(f);
-    Ok(())
-}
-
-fn ms_as_secs(ms: u64) -> String {
-    if ms % 1000 == 0 {
-        (ms / 1000).to_string()
-    } else {
-        format!("{}.{:03}", ms / 1000, ms % 1000)
-    }
 }
 
 /// Requires/Wants/BindsTo/Requisite/After naming imported services -> dependencies.d.
