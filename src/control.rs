@@ -375,6 +375,19 @@ fn fs_exists(p: &Path) -> bool {
 
 /// Writes to one service dir and reports a failure the way s6-svc does. Returns an exit code.
 fn control_one(prog: &str, d: &str, letters: &[u8], strict: bool) -> i32 {
+    // rsvc -d of a service others depend on: the scanner takes them down first; a oneshot
+    // (no supervisor) goes to the scanner for -d and -u.
+    if !strict && (letters == b"d" || letters == b"u") {
+        let sd = Path::new(d);
+        let via_scanner = if letters == b"d" {
+            crate::rc::down::rsvc_down(prog, sd)
+        } else {
+            crate::rc::down::rsvc_up(prog, sd)
+        };
+        if let Some(rc) = via_scanner {
+            return rc;
+        }
+    }
     match write_control(Path::new(d), letters) {
         Ok(()) => 0,
         Err(CtlError::NotListening) => {

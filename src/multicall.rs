@@ -40,6 +40,16 @@ pub enum Applet {
     Rsvtai64nlocal,
     Rsvexec,
     RsvImport,
+    /// s6-rc's client (`rsv::rc`).
+    S6Rc,
+    /// s6-overlay's `/init` (see [`crate::overlay`]).
+    OverlayInit,
+    /// s6-overlay's `with-contenv`.
+    WithContenv,
+    /// s6-overlay's `printcontenv`.
+    Printcontenv,
+    /// The steps of the overlay's generated oneshots (internal).
+    OverlayStep,
     Systemctl,
 }
 
@@ -52,6 +62,8 @@ pub enum Set {
     Runit,
     /// s6's names (`--s6`).
     S6,
+    /// s6-overlay's names (`--s6-overlay`): `init`, `with-contenv`, `printcontenv`.
+    Overlay,
     /// systemd's names (`--systemd`): systemctl, systemd-notify, and systemd (rsvscan
     /// --systemd).
     Systemd,
@@ -82,6 +94,11 @@ pub const NAMES: &[(&str, Applet, Set)] = &[
     ("s6-svscanctl", Applet::Rsvscanctl, Set::S6),
     ("s6-log", Applet::Rsvlog, Set::S6),
     ("s6-tai64nlocal", Applet::Rsvtai64nlocal, Set::S6),
+    ("s6-rc", Applet::S6Rc, Set::S6),
+    ("init", Applet::OverlayInit, Set::Overlay),
+    ("with-contenv", Applet::WithContenv, Set::Overlay),
+    ("printcontenv", Applet::Printcontenv, Set::Overlay),
+    (crate::overlay::STEP, Applet::OverlayStep, Set::Overlay),
     ("systemctl", Applet::Systemctl, Set::Systemd),
     ("systemd-notify", Applet::Systemctl, Set::Systemd),
     ("systemd", Applet::Rsvscan, Set::Systemd),
@@ -90,7 +107,7 @@ pub const NAMES: &[(&str, Applet, Set)] = &[
 /// The name of the multi-call binary itself.
 pub const SELF: &str = "rsv";
 
-const USAGE: &str = "usage: rsv program [ args... ] | rsv install [ --runit ] [ --s6 ] [ --systemd ] [ -f ] dir | rsv --list";
+const USAGE: &str = "usage: rsv program [ args... ] | rsv install [ --runit ] [ --s6 ] [ --s6-overlay ] [ --systemd ] [ -f ] dir | rsv --list";
 
 /// The program a name (argv[0]'s base name) selects.
 pub fn lookup(name: &str) -> Option<Applet> {
@@ -138,7 +155,7 @@ pub fn dispatch_self(args: &[OsString]) -> i32 {
     match first.as_str() {
         "--list" => {
             let mut out = io::stdout().lock();
-            for (n, _, _) in NAMES {
+            for (n, _, _) in NAMES.iter().filter(|(n, _, _)| *n != crate::overlay::STEP) {
                 let _ = writeln!(out, "{n}");
             }
             0
@@ -198,6 +215,7 @@ pub fn install(args: &[OsString]) -> i32 {
         match a.to_str() {
             Some("--runit") => sets.push(Set::Runit),
             Some("--s6") => sets.push(Set::S6),
+            Some("--s6-overlay") => sets.push(Set::Overlay),
             Some("--systemd") => sets.push(Set::Systemd),
             Some("-f") | Some("--force") => force = true,
             Some(o) if o.starts_with('-') => {
@@ -242,7 +260,7 @@ pub fn install(args: &[OsString]) -> i32 {
         return EXIT_SYS;
     }
     for (name, _, set) in NAMES {
-        if !sets.contains(set) {
+        if !sets.contains(set) || *name == crate::overlay::STEP {
             continue;
         }
         let link = dir.join(name);

@@ -13,6 +13,7 @@ use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
+mod graph;
 mod probe;
 mod prom;
 
@@ -824,7 +825,11 @@ pub fn main(args: &[String], strict: bool) -> i32 {
         eprintln!("rsvstat: fatal: field options and {m} cannot be combined");
         return EXIT_USAGE;
     }
-    let many = a.dirs.len() > 1 || svview::is_scan_dir(Path::new(&a.dirs[0]));
+    // Scan dirs with a dependency graph: oneshots, waits, more JSON (module graph).
+    let graphs = graph::Graphs::load(&a.dirs);
+    let many = a.dirs.len() > 1
+        || svview::is_scan_dir(Path::new(&a.dirs[0]))
+        || graphs.is_scan_dir(Path::new(&a.dirs[0]));
     if !many && chosen.is_empty() {
         return single_rsv(&a, &a.dirs[0], now);
     }
@@ -833,7 +838,7 @@ pub fn main(args: &[String], strict: bool) -> i32 {
         return EXIT_USAGE;
     }
     let now_ms = now_ms();
-    let list = expand(&a.dirs);
+    let list = graph::expand(&graphs, &a.dirs);
     let infos: Vec<Info> = list.iter().map(|(n, p)| Info::gather(n, p)).collect();
     let mut missing = false;
     for (i, info) in infos.iter().enumerate() {
@@ -853,11 +858,21 @@ pub fn main(args: &[String], strict: bool) -> i32 {
         }
     }
     if a.ready {
+        if graphs.any() {
+            return graph::probe_main(&graphs, &infos, now, now_ms, missing);
+        }
         return probe::main(&infos, now, now_ms, missing);
     }
+    let json = |info: &Info| {
+        let member = graphs.member(&info.path);
+        graph::json(info, member, info.json(now, now_ms), now_ms)
+    };
     let mut out = String::new();
     if a.prom {
         prom::write(&mut out, &infos, now, now_ms);
+        if graphs.any() {
+            graph::prom(&mut out, &graphs, &infos);
+        }
     } else if a.json {
         if many {
             out.push('[');
@@ -865,19 +880,22 @@ pub fn main(args: &[String], strict: bool) -> i32 {
                 if i > 0 {
                     out.push(',');
                 }
-                out.push_str(&info.json(now, now_ms));
+                out.push_str(&json(info));
             }
             out.push_str("]\n");
         } else if let Some(info) = infos.first() {
-            out.push_str(&info.json(now, now_ms));
+            out.push_str(&json(info));
             out.push('\n');
         }
     } else {
-        let wide = infos.iter().any(|i| i.ext.is_some());
+        let wide = infos.iter().any(|i| i.ext.is_some()) || graphs.any();
         out.push_str(if wide { WIDE_HEADER } else { TABLE_HEADER });
         out.push('\n');
         for info in &infos {
-            out.push_str(&info.table_row(now, now_ms, wide));
+            out.push_str(&match graphs.member(&info.path) {
+                Some(s) => graph::table_row(info, s, now, now_ms),
+                None => info.table_row(now, now_ms, wide),
+            });
             out.push('\n');
         }
     }
@@ -888,7 +906,11 @@ pub fn main(args: &[String], strict: bool) -> i32 {
         // The metrics say which services are unsupervised; only a missing operand is an error.
         return if missing { EXIT_SYS } else { 0 };
     }
-    if infos.iter().all(|i| i.supervised) {
+    // An atom of a graph may have no supervisor (a oneshot, a longrun not started yet).
+    if infos
+        .iter()
+        .all(|i| i.supervised || graphs.member(&i.path).is_some())
+    {
         0
     } else {
         1
@@ -948,6 +970,17 @@ fn single_s6(a: &Args, d: &str, now: Tai64N) -> i32 {
 
 fn single_rsv(a: &Args, d: &str, now: Tai64N) -> i32 {
     let sd = Path::new(d);
+    if let Some(line) = a
+        .fields
+        .is_empty()
+        .then(|| graph::single(d, now_ms()))
+        .flatten()
+    {
+        return match write_stdout(&format!("{line}\n")) {
+            Ok(()) => 0,
+            Err(_) => EXIT_SYS,
+        };
+    }
     match lock::supervised(&crate::rundir::supervise_dir(sd)) {
         Ok(true) => {}
         Ok(false) => {
@@ -992,7 +1025,7 @@ fn single_rsv(a: &Args, d: &str, now: Tai64N) -> i32 {
         give_up_rule(sd),
         now,
         now_ms(),
-    );
+    ) + &graph::single_suffix(d);
     let mut so = io::stdout().lock();
     if writeln!(so, "{line}").and_then(|_| so.flush()).is_err() {
         return EXIT_SYS;

@@ -500,7 +500,12 @@ fn json_and_table_on_a_scan_dir() {
             "essential",
             "final_exit",
             "health",
-            "sd_notify"
+            "sd_notify",
+            "type",
+            "dependencies",
+            "waiting_for",
+            "graph_state",
+            "timed_out"
         ]
     );
     // A service is named by its directory's last component; the path is as given.

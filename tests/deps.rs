@@ -141,8 +141,24 @@ impl Tree {
             .collect()
     }
 
+    /// The stop events (`finish NAME`, `down NAME`) in order, services outside `skip`.
+    fn stops(&self, skip: &[&str]) -> Vec<String> {
+        self.events()
+            .into_iter()
+            .filter(|(w, n, _)| (w == "finish" || w == "down") && !skip.contains(&n.as_str()))
+            .map(|(w, n, _)| format!("{w} {n}"))
+            .collect()
+    }
+
+    /// The whole rsv-graph file (read again while a rewrite has cut it).
     fn graph(&self) -> String {
-        fs::read_to_string(self.scan.join(".s6-svscan/rsv-graph")).unwrap_or_default()
+        wait_for(LIMIT, "a whole rsv-graph", || {
+            match fs::read_to_string(self.scan.join(".s6-svscan/rsv-graph")) {
+                Ok(t) if !t.ends_with("\nend\n") => None,
+                Ok(t) => Some(t),
+                Err(_) => Some(String::new()),
+            }
+        })
     }
 
     /// The rsv-graph record of `name`: its fields after `svc NAME`.
@@ -179,6 +195,13 @@ impl Tree {
             })
         })
     }
+}
+
+/// Waits for rsvscan (PID 1 of `ns`) to exit on its own.
+fn exited(ns: &mut Ns) -> std::process::ExitStatus {
+    wait_for(LIMIT, "rsvscan's exit", || {
+        ns.guard.0.as_mut().unwrap().try_wait().ok().flatten()
+    })
 }
 
 fn ms(a: u128, b: u128) -> i128 {
@@ -259,13 +282,10 @@ fn sigterm_stops_in_reverse_order_with_down_scripts() {
     tr.wait_state("web", "up");
     tr.wait_event("start", "plain");
     assert_eq!(ns.stop(), Some(0));
-    let stops: Vec<String> = tr
-        .events()
-        .into_iter()
-        .filter(|(w, n, _)| (w == "finish" || w == "down") && n != "plain")
-        .map(|(w, n, _)| format!("{w} {n}"))
-        .collect();
-    assert_eq!(stops, ["finish web", "finish app", "down mig", "finish db"]);
+    assert_eq!(
+        tr.stops(&["plain"]),
+        ["finish web", "finish app", "down mig", "finish db"]
+    );
     assert!(tr.at("finish", "plain").is_some());
 }
 
@@ -324,9 +344,7 @@ fn an_essential_oneshot_failure_stops_everything_with_its_code() {
     tr.oneshot("check", &["db"], "exit 7", false);
     fs::write(tr.scan.join("check/essential"), "").unwrap();
     let mut ns = tr.start(&[], &t);
-    let code = wait_for(LIMIT, "rsvscan's exit", || {
-        ns.guard.0.as_mut().unwrap().try_wait().ok().flatten()
-    });
+    let code = exited(&mut ns);
     assert_eq!(code.code(), Some(7), "{}", ns.stderr());
     assert!(tr.at("finish", "db").is_some());
 }
@@ -455,13 +473,7 @@ fn requests_bring_services_and_their_dependents_down_and_up() {
     // side is outside the graph (no graph file, named by none): untouched.
     assert!(tr.rec("side").is_none());
     assert!(tr.at("finish", "side").is_none());
-    let order: Vec<String> = tr
-        .events()
-        .into_iter()
-        .filter(|(w, _, _)| w == "finish" || w == "down")
-        .map(|(w, n, _)| format!("{w} {n}"))
-        .collect();
-    assert_eq!(order, ["finish app", "down mig", "finish db"]);
+    assert_eq!(tr.stops(&[]), ["finish app", "down mig", "finish db"]);
     // Up app: its dependencies come back first.
     let r = tr.request("+12 app\n", 12);
     assert_eq!(r, "req\t12\t0\t-");
@@ -493,9 +505,7 @@ fn the_main_command_waits_for_the_start_set_and_its_end_stops_in_order() {
         cmd.into(),
     ];
     let mut ns = start_ns_prog(&bin("rsvscan"), &args, &tr.scan, &t.path().join("err"));
-    let status = wait_for(LIMIT, "rsvscan's exit", || {
-        ns.guard.0.as_mut().unwrap().try_wait().ok().flatten()
-    });
+    let status = exited(&mut ns);
     assert_eq!(status.code(), Some(5), "{}", ns.stderr());
     let ev: Vec<String> = tr
         .events()
@@ -623,4 +633,79 @@ fn the_deps_example_runs_in_the_order_its_readme_shows() {
         .filter(|l| *l != "^C")
         .collect();
     assert_eq!(lines(), shown);
+}
+
+#[test]
+fn runit_mode_rsvscanctl_stop_and_a_killed_supervisor_keep_the_graph() {
+    if !unshare_ok() {
+        return;
+    }
+    let t = TempDir::new("deps-runit");
+    let tr = Tree::new(&t);
+    tr.longrun("db", &[], "");
+    tr.oneshot("mig", &["db"], "", true);
+    tr.longrun("app", &["mig"], "");
+    let mut ns = tr.start(&["--compat", "runit"], &t);
+    tr.wait_state("app", "up");
+    assert!(tr.scan.join("app/supervise/stat").exists(), "runit layout");
+    // A supervisor killed while its service is up is replaced without holding the service
+    // down: the graph still counts it as up, and nothing else restarts.
+    let sup = wait_for(LIMIT, "app's supervisor", || {
+        ns.procs().into_iter().find(|&p| {
+            scan::cmdline(p).contains("rsupervise") && scan::cmdline(p).trim_end().ends_with(" app")
+        })
+    });
+    common::kill_pid(sup);
+    wait_for(LIMIT, "app restarted", || {
+        (tr.order("start").iter().filter(|n| *n == "app").count() == 2).then_some(())
+    });
+    assert_eq!(tr.rec("app").unwrap()[1], "up");
+    assert_eq!(tr.order("up"), ["mig"], "mig ran once");
+    // rsvscanctl -t: the same reverse order as SIGTERM.
+    let (code, _, err) = run(
+        Command::new(bin("rsvscanctl")).arg("-t").arg(&tr.scan),
+        LIMIT,
+    );
+    assert_eq!(code, 0, "{err}");
+    let status = exited(&mut ns);
+    assert_eq!(status.code(), Some(0), "{}", ns.stderr());
+    let stops: Vec<String> = tr
+        .events()
+        .into_iter()
+        .filter(|(w, _, _)| w == "finish" || w == "down")
+        .map(|(w, n, _)| format!("{w} {n}"))
+        .collect();
+    assert_eq!(
+        stops.last().map(String::as_str),
+        Some("finish db"),
+        "{stops:?}"
+    );
+    let n = stops.len();
+    assert_eq!(
+        stops[n - 3..],
+        ["finish app", "down mig", "finish db"],
+        "{stops:?}"
+    );
+}
+
+#[test]
+fn a_oneshot_with_a_down_script_starts_and_a_running_up_does_not_hold_the_stop() {
+    if !unshare_ok() {
+        return;
+    }
+    let t = TempDir::new("deps-oneshot-down");
+    let tr = Tree::new(&t);
+    // Nothing depends on it: its `down` script is no "down" mark, it starts at boot.
+    tr.oneshot("alone", &[], "", true);
+    tr.oneshot("long", &[], "exec sleep 300", false);
+    let mut ns = tr.start(&[], &t);
+    tr.wait_state("alone", "up");
+    tr.wait_state("long", "starting");
+    tr.wait_event("up", "long");
+    let t0 = std::time::Instant::now();
+    assert_eq!(ns.stop(), Some(0), "{}", ns.stderr());
+    // The running `up` got SIGTERM at the stop, not SIGKILL at the 8-s bound.
+    assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+    assert!(!ns.stderr().contains("bound"), "{}", ns.stderr());
+    assert_eq!(tr.stops(&[]), ["down alone"]);
 }

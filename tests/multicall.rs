@@ -77,6 +77,7 @@ fn install_creates_every_name_and_is_idempotent() {
                 "install",
                 "--runit",
                 "--s6",
+                "--s6-overlay",
                 "--systemd",
                 t.path().join("bin").to_str().unwrap(),
             ]),

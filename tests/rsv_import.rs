@@ -116,7 +116,6 @@ fn supervisord_conf_imports_and_runs() {
     for want in [
         "not translated: [supervisord]",
         "not translated: [unix_http_server]",
-        "not translated: [program:web] priority=10 (",
         "not translated: [program:app] stopasgroup=true (",
         "not translated: [group:backend] programs=worker,migrate",
         "not translated: [eventlistener:memmon] command=memmon -a 200MB",
@@ -132,6 +131,12 @@ fn supervisord_conf_imports_and_runs() {
     assert!(file("migrate/finish").contains("exit 125"));
     assert!(file("app/log/run").contains("rsvlog n3 s1048576 "));
     assert!(!scan.join("web/log").exists());
+    // priority=10 is below the default 999: the others wait for web.
+    for p in ["worker", "migrate", "app"] {
+        assert!(scan.join(p).join("dependencies.d/web").is_file(), "{p}");
+    }
+    assert!(!scan.join("web/dependencies.d").exists());
+    assert!(!err.contains("priority"), "{err}");
 
     // A second import refuses to overwrite; -f overwrites.
     let (rc, _, err) = import(&[Path::new("supervisord"), &conf, &scan]);
@@ -174,6 +179,83 @@ fn supervisord_conf_imports_and_runs() {
     );
     assert!(st.starts_with("down"), "{st}");
     drop(ns);
+}
+
+/// priority= as start and stop order, run by rsvscan's dependency engine: each group starts
+/// once the group below it is up and ready, and stops before it.
+#[test]
+fn supervisord_priority_orders_start_and_stop() {
+    let t = TempDir::new("import-prio");
+    let order = t.path().join("order");
+    fs::write(&order, "").unwrap();
+    fs::set_permissions(&order, fs::Permissions::from_mode(0o666)).unwrap();
+    let prog = t.path().join("prog");
+    // Logs its start, tells readiness on fd 3, logs SIGTERM.
+    script(
+        &prog,
+        &format!(
+            "#!/bin/sh\necho \"up $1\" >> {o}\necho >&3\nexec 3>&-\ntrap 'echo \"down $1\" >> {o}; exit 0' TERM\nwhile :; do sleep 0.05; done\n",
+            o = order.display()
+        ),
+    );
+    let conf = t.path().join("supervisord.conf");
+    fs::write(
+        &conf,
+        format!(
+            "[program:web]\ncommand={p} web\n\n[program:db]\ncommand={p} db\npriority=1\n\n[program:app]\ncommand={p} app\npriority=50\n\n[program:cache]\ncommand={p} cache\npriority=50\n\n[program:tool]\ncommand={p} tool\npriority=20\nautostart=false\n",
+            p = prog.display()
+        ),
+    )
+    .unwrap();
+    let scan = t.path().join("service");
+    let (rc, _, err) = import(&[Path::new("supervisord"), &conf, &scan]);
+    assert_eq!(rc, 0, "{err}");
+    let deps = |n: &str| -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(scan.join(n).join("dependencies.d"))
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    };
+    assert!(deps("db").is_empty());
+    assert_eq!(deps("tool"), ["db"]);
+    assert_eq!(deps("app"), ["db"]);
+    assert_eq!(deps("cache"), ["db"]);
+    assert_eq!(deps("web"), ["app", "cache"]);
+    if !unshare_ok() {
+        return;
+    }
+    // Readiness makes the order exact (the programs tell it on fd 3).
+    for n in ["web", "db", "app", "cache", "tool"] {
+        fs::write(scan.join(n).join("notification-fd"), "3\n").unwrap();
+    }
+    let mut ns = start(&scan, &t.path().join("scan.err"));
+    let lines = || -> Vec<String> {
+        fs::read_to_string(&order)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    };
+    wait_for(LIMIT, "web up", || {
+        lines().contains(&"up web".to_string()).then_some(())
+    });
+    let at = |l: &[String], w: &str| l.iter().position(|x| x == w).unwrap_or(usize::MAX);
+    let l = lines();
+    assert!(at(&l, "up db") < at(&l, "up app"), "{l:?}");
+    assert!(at(&l, "up db") < at(&l, "up cache"), "{l:?}");
+    assert!(at(&l, "up app") < at(&l, "up web"), "{l:?}");
+    assert!(at(&l, "up cache") < at(&l, "up web"), "{l:?}");
+    assert!(!l.contains(&"up tool".to_string()), "{l:?}");
+    assert_eq!(ns.stop(), Some(0), "{}", ns.stderr());
+    let l = lines();
+    assert!(at(&l, "down web") < at(&l, "down app"), "{l:?}");
+    assert!(at(&l, "down app") < at(&l, "down db"), "{l:?}");
+    assert!(at(&l, "down cache") < at(&l, "down db"), "{l:?}");
 }
 
 #[test]

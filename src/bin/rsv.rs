@@ -40,6 +40,15 @@ fn main() {
         Some(Applet::Rsvtai64nlocal) => rsvtai64nlocal::main(),
         Some(Applet::Rsvexec) => rsvexec::main(),
         Some(Applet::RsvImport) => rsv_import::main(),
+        Some(Applet::S6Rc) => std::process::exit(rsv::rc::main(&rsv::diag::args_utf8("s6-rc"))),
+        Some(Applet::OverlayInit) => std::process::exit(rsv::overlay::init_main(&args)),
+        Some(Applet::WithContenv) => {
+            std::process::exit(rsv::overlay::env::with_contenv_main(&args))
+        }
+        Some(Applet::Printcontenv) => {
+            std::process::exit(rsv::overlay::env::printcontenv_main(&args))
+        }
+        Some(Applet::OverlayStep) => std::process::exit(rsv::overlay::steps::main(&args)),
         Some(Applet::Systemctl) => systemctl::main(),
         None => std::process::exit(multicall::dispatch_self(&args)),
     }

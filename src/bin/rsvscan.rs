@@ -8,7 +8,7 @@ use rsv::diag;
 use rsv::machine::Mode;
 use rsv::scan::{Options, run};
 
-const USAGE: &str = "rsvscan [ --systemd ] [ --compat s6|runit ] [ --supervisor path ] [ -c max ] [ -t rescan_ms ] [ -T bound_ms ] [ -d notif ] [ -P ] [ --prefix ] [ --init prog ]... [ --up name ]... [ --wait-ready ms ] [ scandir [ log ] ] [ -- prog [ args... ] ]";
+const USAGE: &str = "rsvscan --overlay [ -- prog [ args... ] ] | rsvscan [ --systemd ] [ --compat s6|runit ] [ --supervisor path ] [ -c max ] [ -t rescan_ms ] [ -T bound_ms ] [ -d notif ] [ -P ] [ --prefix ] [ --init prog ]... [ --up name ]... [ --wait-ready ms ] [ scandir [ log ] ] [ -- prog [ args... ] ]";
 
 fn num(prog: &str, v: Option<String>) -> u64 {
     v.and_then(|s| s.parse().ok())
@@ -61,6 +61,16 @@ pub(crate) fn main() {
         o.dir = dir.clone();
         o.log = args.get(i + 1).cloned();
         std::process::exit(run(o));
+    }
+    // `rsvscan --overlay [-- CMD...]`: s6-overlay's /init (rsv::overlay).
+    if std::env::args_os().nth(1).is_some_and(|a| a == "--overlay") {
+        let mut cmd: Vec<OsString> = std::env::args_os().skip(2).collect();
+        if cmd.first().is_some_and(|a| a == "--") {
+            cmd.remove(0);
+        } else if !cmd.is_empty() {
+            diag::usage(&prog, USAGE);
+        }
+        std::process::exit(rsv::overlay::run(&prog, cmd));
     }
     let mut o = Options::new(&prog, Mode::S6, ".");
     // Started as systemd (or as /sbin/init): the systemd personality.

@@ -1,7 +1,8 @@
 //! How a oneshot's `up` or `down` file is run. s6-rc runs them as execline scripts
-//! (`execlineb -P FILE`). Without execline in the image, the form s6-overlay's documentation
-//! recommends still works: the file holds one command line (a program's path and its
-//! arguments), run directly. Anything else needs execline and is refused with a message.
+//! (`execlineb -P FILE`). The form s6-overlay's documentation recommends, one command line
+//! (a program's path and its arguments), is run directly: with execline installed when its
+//! words are plain (execline would run them just so), and without execline in any case.
+//! Anything else needs execline; without it, it is refused with a message.
 
 /// What to run for a script file.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -70,9 +71,26 @@ pub fn one_line(text: &str) -> Result<Vec<String>, String> {
     Ok(words)
 }
 
+/// A command line that execline would run exactly as its words say: plain words of
+/// characters that no execline rule touches (no quote, backslash, brace, `$`, `;`), so it can
+/// be executed directly, sparing one exec.
+fn plain(text: &str) -> bool {
+    let mut lines = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'));
+    let line = match (lines.next(), lines.next()) {
+        (None, _) => return true, // no command at all
+        (Some(line), None) => line,
+        _ => return false,
+    };
+    line.chars()
+        .all(|c| c.is_ascii_alphanumeric() || " \t/._-:=+,@%".contains(c))
+}
+
 /// Decides how to run a script whose content is `text`.
 pub fn plan(text: &str, have_execline: bool) -> Result<Plan, String> {
-    if have_execline {
+    if have_execline && !plain(text) {
         return Ok(Plan::Execline);
     }
     if text
@@ -110,6 +128,13 @@ mod tests {
     #[test]
     fn plan_prefers_execline() {
         assert_eq!(plan("a\nb", true), Ok(Plan::Execline));
+        assert_eq!(plan("echo \"a b\"", true), Ok(Plan::Execline));
+        assert_eq!(plan("echo ${x}", true), Ok(Plan::Execline));
+        assert_eq!(
+            plan("# comment\n/bin/sleep 0.02\n", true),
+            Ok(Plan::Direct(vec!["/bin/sleep".into(), "0.02".into()]))
+        );
+        assert_eq!(plan("# nothing\n", true), Ok(Plan::Nothing));
         assert_eq!(
             plan("x y", false),
             Ok(Plan::Direct(vec!["x".into(), "y".into()]))

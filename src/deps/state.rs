@@ -12,6 +12,10 @@
 //! req|NONCE|CODE|FAILED
 //! ```
 //!
+//! The last line is `end`: the file is rewritten in place of a spare copy (no inode created
+//! per change, which costs milliseconds on a busy ext4), so a reader that overlaps a rewrite
+//! can see a cut file; [`read`] then reads again.
+//!
 //! `LAST` is the last result of a oneshot's `up`/`down` (or a longrun's start): `exit:N`,
 //! `signal:N`, `timeout`, `-`. `WAITING` lists the dependencies not up yet, a failed (or
 //! blocked) one with a trailing `!`. `req` lines give the outcome of the last requests.
@@ -153,6 +157,7 @@ impl GraphState {
                 list(&r.failed)
             ));
         }
+        out.push_str("end\n");
         out
     }
 
@@ -207,13 +212,24 @@ impl GraphState {
 }
 
 /// Reads `ctl_dir/rsv-graph`. `Ok(None)` when there is none (no graph in that scan dir).
+/// A copy cut by a concurrent rewrite (no `end` line) is read again.
 pub fn read(ctl_dir: &Path) -> io::Result<Option<GraphState>> {
-    match std::fs::read_to_string(ctl_dir.join(FILE)) {
-        Ok(t) => GraphState::parse(&t)
-            .map(Some)
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e),
+    let path = ctl_dir.join(FILE);
+    let mut tries = 0;
+    loop {
+        match std::fs::read_to_string(&path) {
+            Ok(t) if !t.ends_with("\nend\n") && tries < 20 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            Ok(t) => {
+                return GraphState::parse(&t)
+                    .map(Some)
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e));
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        }
     }
 }
 
@@ -275,6 +291,7 @@ mod tests {
             }],
         };
         let text = g.encode();
+        assert!(text.ends_with("\nend\n"));
         assert!(text.contains("svc\tapp\tlongrun\tdown\tup\t5\t-\tdb,mig\tmig!\n"));
         assert_eq!(GraphState::parse(&text).unwrap(), g);
         assert_eq!(g.req(42).unwrap().code, 1);

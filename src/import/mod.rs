@@ -4,11 +4,13 @@
 //! `rsv-import [-f] supervisord FILE OUTDIR`, `rsv-import [-f] [-p PORT] procfile FILE
 //! OUTDIR` and `rsv-import [-f] systemd UNIT... OUTDIR`. Each program becomes `OUTDIR/NAME/` with `run` (a /bin/sh script that ends in
 //! `exec`), and as needed `finish`, `down`, `log/run`, `env/` and the rsv files
-//! `backoff-reset`, `give-up`, `down-signal`, `timeout-kill`. Every setting that has no
+//! `backoff-reset`, `give-up`, `down-signal`, `timeout-kill`, and `dependencies.d/` for
+//! supervisord's start order (`priority`). Every setting that has no
 //! translation is listed on stderr, one line each. Nothing is written when a target service
 //! directory exists (unless -f) or a file cannot be read.
 
 pub mod ini;
+pub mod priority;
 pub mod procfile;
 pub mod supervisord;
 pub mod systemd;
@@ -39,7 +41,7 @@ pub struct Service {
     pub files: Vec<(String, String)>,
     /// Other executable scripts (a oneshot's `start`/`stop`, `reload`): name and content.
     pub execs: Vec<(String, String)>,
-    /// Services this one depends on (`dependencies.d/NAME`, s6-rc's source format).
+    /// `dependencies.d/` entries: the services that must be up before this one starts.
     pub deps: Vec<String>,
 }
 
@@ -85,24 +87,16 @@ pub fn write_service(outdir: &Path, s: &Service) -> Result<(), String> {
     for f in MANAGED {
         let _ = fs::remove_file(dir.join(f));
     }
-    if dir.join("env").is_dir() {
-        let _ = fs::remove_dir_all(dir.join("env"));
-    }
-    if dir.join("dependencies.d").is_dir() {
-        let _ = fs::remove_dir_all(dir.join("dependencies.d"));
+    for sub in ["env", "dependencies.d"] {
+        if dir.join(sub).is_dir() {
+            let _ = fs::remove_dir_all(dir.join(sub));
+        }
     }
     if !s.run.is_empty() {
         write_exec(&dir.join("run"), &s.run).map_err(|e| err(&dir.join("run"), e))?;
     }
     for (name, text) in &s.execs {
         write_exec(&dir.join(name), text).map_err(|e| err(&dir.join(name), e))?;
-    }
-    if !s.deps.is_empty() {
-        let dd = dir.join("dependencies.d");
-        fs::create_dir_all(&dd).map_err(|e| err(&dd, e))?;
-        for d in &s.deps {
-            fs::write(dd.join(d), "").map_err(|e| err(&dd.join(d), e))?;
-        }
     }
     if let Some(f) = &s.finish {
         write_exec(&dir.join("finish"), f).map_err(|e| err(&dir.join("finish"), e))?;
@@ -127,6 +121,13 @@ pub fn write_service(outdir: &Path, s: &Service) -> Result<(), String> {
     }
     for (name, content) in &s.files {
         fs::write(dir.join(name), format!("{content}\n")).map_err(|e| err(&dir.join(name), e))?;
+    }
+    if !s.deps.is_empty() {
+        let dd = dir.join("dependencies.d");
+        fs::create_dir_all(&dd).map_err(|e| err(&dd, e))?;
+        for d in &s.deps {
+            fs::write(dd.join(d), "").map_err(|e| err(&dd.join(d), e))?;
+        }
     }
     Ok(())
 }

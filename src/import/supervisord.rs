@@ -6,12 +6,14 @@
 //! `down`; autorestart false/unexpected + exitcodes -> `finish` exiting 125 (s6's "do not
 //! restart"); startsecs -> `backoff-reset`; startretries -> `give-up COUNT SECONDS`;
 //! stopsignal -> `down-signal`; stopwaitsecs -> `timeout-kill`; stdout/stderr logfiles ->
-//! `log/run` with rsvlog (`n<backups> s<bytes>`), `/dev/stdout` or AUTO -> container output.
+//! `log/run` with rsvlog (`n<backups> s<bytes>`), `/dev/stdout` or AUTO -> container output;
+//! priority -> `dependencies.d/` on the next-lower priority group (module `priority`).
 
 use std::collections::HashMap;
 use std::path::Path;
 
 use super::ini::{self, Section, sh_quote};
+use super::priority;
 use super::{Outcome, Service, valid_name};
 
 /// Keys handled for a program (others are listed as not translated).
@@ -38,6 +40,7 @@ const HANDLED: &[&str] = &[
     "stderr_logfile_maxbytes",
     "stderr_logfile_backups",
     "umask",
+    "priority",
 ];
 
 /// rsv's default crash-loop backoff cap (ms), used to size the give-up window.
@@ -153,11 +156,25 @@ pub fn import(text: &str, here: &Path) -> Result<Outcome, String> {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
         .unwrap_or_default();
+    // The priority of each service in out.services.
+    let mut prios: Vec<i64> = Vec::new();
     for s in &sections {
         let name = s.name.as_str();
         if let Some(p) = name.strip_prefix("program:") {
+            let prio = match s.get("priority") {
+                None => priority::DEFAULT,
+                Some(v) => match priority::parse(v) {
+                    Some(n) => n,
+                    None => {
+                        out.errors
+                            .push(format!("[{name}] priority is not a number: {v}"));
+                        continue;
+                    }
+                },
+            };
             let group = group_of.get(p).cloned().unwrap_or_else(|| p.to_string());
             program(s, p, &group, here, &host, &mut out);
+            prios.resize(out.services.len(), prio);
         } else if let Some(g) = name.strip_prefix("group:") {
             out.notes.push(format!(
                 "[group:{g}] programs={} (groups are not translated: each program is its own service)",
@@ -178,6 +195,23 @@ pub fn import(text: &str, here: &Path) -> Result<Outcome, String> {
                 "[{name}] (settings of the supervisord daemon and its clients are not translated)"
             ));
         }
+    }
+    let entries: Vec<priority::Entry> = out
+        .services
+        .iter()
+        .zip(&prios)
+        .map(|(svc, &p)| priority::Entry {
+            name: svc.name.clone(),
+            priority: p,
+            autostart: !svc.down,
+        })
+        .collect();
+    for (svc, deps) in out
+        .services
+        .iter_mut()
+        .zip(priority::dependencies(&entries))
+    {
+        svc.deps = deps;
     }
     Ok(out)
 }
@@ -268,13 +302,7 @@ fn translate(
         if v.contains("%(ENV_") {
             p.note(k, v, "%(ENV_x)s is expanded once, at import time");
         }
-        if k == "priority" {
-            p.note(
-                k,
-                v,
-                "start order is not supported: all services start together",
-            );
-        } else if k == "numprocs" && v != "1" {
+        if k == "numprocs" && v != "1" {
             p.note(k, v, "expanded into one service directory per process");
         } else if !HANDLED.contains(&k.as_str()) {
             p.note(k, v, "no rsv equivalent");
@@ -587,7 +615,7 @@ mod tests {
         assert!(s.files.contains(&("backoff-reset".into(), "5000".into())));
         assert!(s.files.contains(&("give-up".into(), "4 21".into())));
         let notes = o.notes.join("\n");
-        assert!(notes.contains("priority=5"), "{notes}");
+        assert!(!notes.contains("priority"), "{notes}");
         assert!(notes.contains("stopasgroup=true"), "{notes}");
         assert!(notes.contains("[group:g]"), "{notes}");
     }

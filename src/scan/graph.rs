@@ -369,12 +369,19 @@ impl Scanner {
         e.reqs.push(Request { nonce, atoms, up });
     }
 
-    /// Everything down, in reverse order (the stop of the scanner).
+    /// Everything down, in reverse order (the stop of the scanner). A oneshot whose `up` is
+    /// still running gets SIGTERM (its process group), as services do: the stop does not wait
+    /// for it to finish first.
     pub(super) fn graph_stop_all(&mut self) {
         if let Some(e) = self.engine_mut() {
             let all: BTreeSet<usize> = (0..e.g.atoms.len()).collect();
             plan::want_down(&e.g, &mut e.nodes, &all);
             e.dirty = true;
+            for i in 0..e.nodes.len() {
+                if let (St::Starting, Some(pid)) = (e.nodes[i].st, e.rt[i].script) {
+                    super::oneshot::signal(pid, libc::SIGTERM);
+                }
+            }
         }
     }
 
@@ -396,6 +403,7 @@ impl Scanner {
 
     /// A child was reaped: if it was a oneshot's script, its transition ends.
     pub(super) fn graph_reaped(&mut self, pid: i32, st: &WaitStatus) -> bool {
+        let stopping_all = self.stop.is_some();
         let Some(e) = self.engine_mut() else {
             return false;
         };
@@ -425,7 +433,8 @@ impl Scanner {
             // A down script: the atom is down whatever it returned (reported if it failed).
             e.set(i, St::Down);
         }
-        if !ok {
+        let ended_by_stop = starting && stopping_all;
+        if !ok && !ended_by_stop {
             let what = if starting { "start" } else { "stop" };
             let how = match last {
                 Last::Timeout => "timed out".to_string(),

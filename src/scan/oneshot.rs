@@ -62,9 +62,14 @@ pub fn spawn(dir: &Path, file: &str, shown: &str, execline: bool) -> Result<Opti
 
 /// Ends a script that ran out of time: SIGKILL to its whole process group.
 pub fn kill(pid: i32) {
+    signal(pid, libc::SIGKILL);
+}
+
+/// Sends `sig` to a script's whole process group.
+pub fn signal(pid: i32, sig: i32) {
     // SAFETY: kill(2) on the process group of a child we started with process_group(0),
     // not reaped yet (the scanner reaps it afterwards).
     unsafe {
-        libc::kill(-pid, libc::SIGKILL);
+        libc::kill(-pid, sig);
     }
 }

@@ -120,7 +120,8 @@ pub fn read(dir: &Path, shown: &str) -> Result<Source, String> {
         member: has("type") || has("dependencies.d") || has("dependencies"),
         deps,
         contents,
-        down: has("down"),
+        // A oneshot's `down` is its down script: s6-rc has no "not started" mark for oneshots.
+        down: kind != Kind::Oneshot && has("down"),
         essential: has("essential"),
         timeout_up: millis(dir, "timeout-up", &present, shown)?,
         timeout_down: millis(dir, "timeout-down", &present, shown)?,
