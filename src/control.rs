@@ -355,7 +355,8 @@ fn instances(prog: &str, a: &mut S6SvcArgs) -> Option<i32> {
             );
             return Some(EXIT_SYS);
         }
-        let listening = || write_control(sd, b"").is_ok();
+        // Listening, and its first status written (a -w wait reads it at once).
+        let listening = || write_control(sd, b"").is_ok() && crate::svview::View::read(sd).is_ok();
         if !crate::template::wait_until(limit, listening) {
             eprintln!(
                 "{prog}: fatal: created {d} from {}, but no supervisor took it within {} ms (is a scanner running on its directory?)",

@@ -105,6 +105,16 @@ pub struct ExtState {
     pub sd_phase: String,
     /// sd_notify `MAINPID=` while up (0: none).
     pub main_pid: i32,
+    /// Process group of the last `run` that led one (0 = none): rsvstat lists its members
+    /// that outlived it.
+    pub pgid: i32,
+    /// The service's cgroup (empty = none).
+    pub cgroup: String,
+    /// With resource guards: the last sample's memory (bytes) and CPU use (percent of one
+    /// core; None before the second sample), and the limit exceeded (empty = none).
+    pub memory_bytes: u64,
+    pub cpu_percent: Option<u64>,
+    pub limit: String,
 }
 
 fn ended_token(e: Ended) -> String {
@@ -192,6 +202,23 @@ impl ExtState {
         if self.main_pid != 0 {
             s.push_str(&format!("main_pid {}\n", self.main_pid));
         }
+        // Fields of newer features: written only when set, so that files of services
+        // without them stay as they were.
+        if self.pgid != 0 {
+            s.push_str(&format!("pgid {}\n", self.pgid));
+        }
+        if !self.cgroup.is_empty() {
+            s.push_str(&format!("cgroup {}\n", one_line(self.cgroup.as_bytes())));
+        }
+        if self.memory_bytes != 0 {
+            s.push_str(&format!("memory_bytes {}\n", self.memory_bytes));
+        }
+        if let Some(c) = self.cpu_percent {
+            s.push_str(&format!("cpu_percent {c}\n"));
+        }
+        if !self.limit.is_empty() {
+            s.push_str(&format!("limit {}\n", one_line(self.limit.as_bytes())));
+        }
         s
     }
 
@@ -216,6 +243,11 @@ impl ExtState {
                 "sd_status" => st.sd_status = val.to_string(),
                 "sd_phase" => st.sd_phase = val.to_string(),
                 "main_pid" => st.main_pid = val.parse().unwrap_or(0),
+                "pgid" => st.pgid = val.parse().unwrap_or(0),
+                "cgroup" => st.cgroup = val.to_string(),
+                "memory_bytes" => st.memory_bytes = val.parse().unwrap_or(0),
+                "cpu_percent" => st.cpu_percent = val.parse().ok(),
+                "limit" => st.limit = val.to_string(),
                 _ => {}
             }
         }
@@ -264,6 +296,11 @@ mod tests {
             sd_status: "serving 3 clients".into(),
             sd_phase: "reloading".into(),
             main_pid: 4242,
+            pgid: 42,
+            cgroup: "/sys/fs/cgroup/rsv_srv_web".into(),
+            memory_bytes: 1 << 20,
+            cpu_percent: Some(12),
+            limit: "memory 2.0 MiB > 1.0 MiB for 1 of 3 cycles".into(),
             ..Default::default()
         };
         for e in [

@@ -5,8 +5,10 @@
 //!
 //! Files of the service directory (read at each start of `run`, see [`read_config`]):
 //!
-//! - `check`: runit's check script (exit 0 = OK). Without it nothing here ever runs: no
-//!   timer, no descriptor, no wake-up.
+//! - `check`: runit's check script (exit 0 = OK), and/or the built-in probes of
+//!   [`crate::probe`] (`check-tcp`, `check-http`, `check-unix`, `check-file`), which the
+//!   check child runs first. Without any of them nothing here ever runs: no timer, no
+//!   descriptor, no wake-up.
 //! - no `notification-fd`: the check decides readiness. After each start of `run` it is run
 //!   first [`FIRST_POLL_MS`] after the start, then with a doubling pause (capped at
 //!   [`MAX_POLL_MS`]) until it passes; the first pass makes the service ready (s6's `U`).
@@ -55,13 +57,23 @@ pub struct Config {
     pub retries: u32,
     /// `timeout-kill` for a health restart (0 = never SIGKILL).
     pub kill_ms: u64,
+    /// Built-in probes (`check-tcp`, `check-http`, ...), run before `check` if both exist.
+    pub probes: Option<crate::probe::Set>,
 }
 
-/// Reads the check settings of a service directory; `None` when it has no `check` (then
-/// nothing else is read). `kill_ms` is the service's `timeout-kill`. A malformed file gives
-/// one warning naming it, and its default applies.
+/// Does the service dir have a `check` script or a built-in probe file?
+pub fn has_checks(dir: &SvDir) -> bool {
+    dir.exists("check") || crate::probe::any(dir)
+}
+
+/// Reads the check settings of a service directory; `None` when it has neither `check` nor
+/// a probe file (then nothing else is read). `kill_ms` is the service's `timeout-kill`. A
+/// malformed file gives one warning naming it, and its default applies.
 pub fn read_config(dir: &SvDir, kill_ms: u64) -> Option<Config> {
-    std::fs::metadata(dir.path("check")).ok()?;
+    let script = dir.exists("check");
+    if !script && !crate::probe::any(dir) {
+        return None;
+    }
     let num = |name: &str, default: u64| match dir.uint(name) {
         Setting::Absent => None,
         Setting::Value(v) => Some(v),
@@ -70,14 +82,16 @@ pub fn read_config(dir: &SvDir, kill_ms: u64) -> Option<Config> {
             Some(default)
         }
     };
+    let timeout_ms = num("check-timeout", DEFAULT_TIMEOUT_MS).unwrap_or(DEFAULT_TIMEOUT_MS);
     Some(Config {
         readiness: !notifies(dir),
         interval_ms: num("check-interval", DEFAULT_INTERVAL_MS).map(|v| v.max(MIN_INTERVAL_MS)),
-        timeout_ms: num("check-timeout", DEFAULT_TIMEOUT_MS).unwrap_or(DEFAULT_TIMEOUT_MS),
+        timeout_ms,
         retries: num("check-retries", u64::from(DEFAULT_RETRIES))
             .unwrap_or(u64::from(DEFAULT_RETRIES))
             .min(u64::from(u32::MAX)) as u32,
         kill_ms,
+        probes: crate::probe::read(dir, script, timeout_ms),
     })
 }
 
@@ -207,6 +221,11 @@ impl Checker {
             at_ms: 0,
             output: String::new(),
         }
+    }
+
+    /// The built-in probes of the current run, if any (the check child runs them).
+    pub fn probes(&self) -> Option<&crate::probe::Set> {
+        self.cfg.as_ref().and_then(|c| c.probes.as_ref())
     }
 
     /// The nearest pending deadline, if any (none at all for a service without `check`).
@@ -443,6 +462,7 @@ mod tests {
             timeout_ms: 500,
             retries: 2,
             kill_ms: 0,
+            probes: None,
         }
     }
 

@@ -2,6 +2,7 @@
 //!
 //! One module per concern; the programs in `src/bin/` only parse arguments and call in here.
 
+pub mod cgroup;
 pub mod control;
 pub mod deps;
 pub mod diag;
@@ -16,9 +17,12 @@ pub mod lock;
 pub mod logger;
 pub mod machine;
 pub mod memtrim;
+pub mod monit;
 pub mod multicall;
 pub mod overlay;
+pub mod probe;
 pub mod proctitle;
+pub mod proctree;
 pub mod rc;
 pub mod report;
 pub mod rundir;

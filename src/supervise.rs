@@ -196,6 +196,8 @@ struct Svc {
     health: HealthRt,
     /// sd_notify (`notify-socket`): `None`, one pointer, when unused.
     sd: Option<Box<SdRt>>,
+    /// Guards, alerts, stop-tree ([`crate::monit`]): one empty pointer when unused.
+    mon: crate::monit::Rt,
 }
 
 /// Service-dir files behind rsv-state's `ready` and `essential`.
@@ -209,7 +211,7 @@ struct RunFiles {
 impl RunFiles {
     fn read(dir: &SvDir, is_log: bool) -> RunFiles {
         RunFiles {
-            plain: !health::notifies(dir) && !dir.exists("check"),
+            plain: !health::notifies(dir) && !health::has_checks(dir),
             essential: !is_log && dir.exists("essential"),
         }
     }
@@ -269,6 +271,7 @@ pub fn run(opts: Options) -> i32 {
         }
     }
 
+    let scan_alert = crate::monit::scan_alert(&shown);
     if let Err(e) = std::env::set_current_dir(&shown) {
         fatal(
             &prog,
@@ -353,6 +356,7 @@ pub fn run(opts: Options) -> i32 {
             run_files,
             health: HealthRt::default(),
             sd: None,
+            mon: crate::monit::Rt::new(scan_alert.clone()),
         });
     }
     // SAFETY: restores the creation mask.
@@ -451,7 +455,12 @@ pub fn run(opts: Options) -> i32 {
             .filter(|s| !s.done)
             .flat_map(|s| {
                 let sd = s.sd.as_ref().and_then(|r| r.n.next_deadline());
-                [s.m.next_deadline(), s.health.c.next_deadline(), sd]
+                [
+                    s.m.next_deadline(),
+                    s.health.c.next_deadline(),
+                    s.mon.next_deadline(),
+                    sd,
+                ]
             })
             .flatten()
             .min();
@@ -569,6 +578,9 @@ pub fn run(opts: Options) -> i32 {
             let sd_due = sup.svcs[i].sd.as_ref().and_then(|r| r.n.next_deadline());
             if sd_due.is_some_and(|d| d <= now) {
                 sup.sd_timer(i);
+            }
+            if sup.svcs[i].mon.next_deadline().is_some_and(|d| d <= now) {
+                sup.monit_timer(i);
             }
         }
     }
@@ -766,6 +778,9 @@ impl Sup {
                 if self.svcs[i].health.c.check == Some(pid) {
                     self.check_reaped(i, wstat);
                 }
+                let now = self.now().mono_ms;
+                let s = &mut self.svcs[i];
+                s.mon.reaped(pid, now, &s.dir);
             }
         }
     }
@@ -776,6 +791,9 @@ impl Sup {
             return;
         }
         let now = self.now();
+        if let Event::RunDied(w) = ev {
+            self.monit_run_died(i, w);
+        }
         let actions = {
             let s = &mut self.svcs[i];
             s.m.step(ev, now, &mut s.dir)
@@ -783,6 +801,7 @@ impl Sup {
         for a in actions {
             self.act(i, a);
         }
+        self.monit_after(i, ev);
         self.write_ext(i);
         if i == 0 {
             self.report.tell();
@@ -816,6 +835,7 @@ impl Sup {
             st.sd_phase = r.n.phase.as_str().to_string();
             st.main_pid = r.n.main_pid.filter(|_| up).unwrap_or(0);
         }
+        s.mon.ext_into(&mut st);
         st
     }
 
@@ -850,6 +870,9 @@ impl Sup {
                     let _ = self.run_control(i, b'u');
                 }
                 self.sd_refresh(i);
+                let now = self.now().mono_ms;
+                let s = &mut self.svcs[i];
+                s.mon.prepare(&mut s.dir, now);
                 match self.spawn(i, What::Run) {
                     Ok(pid) => {
                         let s = &mut self.svcs[i];
@@ -857,6 +880,7 @@ impl Sup {
                         self.feed(i, Event::RunStarted(pid));
                         self.health_run_started(i);
                         self.sd_run_started(i);
+                        self.monit_run_started(i, pid);
                     }
                     Err(e) => {
                         let secs = match self.opts.mode {
@@ -1002,6 +1026,10 @@ impl Sup {
                     for k in 0..self.svcs.len() {
                         self.write_ext(k);
                     }
+                    let now = self.now().mono_ms;
+                    for s in &mut self.svcs {
+                        s.mon.on_exit(now);
+                    }
                     std::process::exit(if self.svcs[0].m.final_exit.is_some() {
                         EXIT_ESSENTIAL
                     } else {
@@ -1063,7 +1091,7 @@ impl Sup {
     fn health_run_started(&mut self, i: usize) {
         let cfg = {
             let d = &mut self.svcs[i].dir;
-            if d.exists("check") {
+            if health::has_checks(d) {
                 let kill_ms = crate::machine::Files::timeout_kill(d);
                 health::read_config(d, kill_ms)
             } else {
@@ -1085,7 +1113,14 @@ impl Sup {
                 want_up: m.want == crate::machine::Want::Up,
             }
         };
+        let before = self.svcs[i].health.c.health;
         let outputs = self.svcs[i].health.c.step(input, ctx);
+        let s = &mut self.svcs[i];
+        if s.health.c.health != before {
+            let c = &s.health.c;
+            s.mon
+                .health_changed(before, c.health, &c.output, now.mono_ms, &s.dir);
+        }
         for o in outputs {
             match o {
                 health::Output::SpawnCheck => self.spawn_check(i),
@@ -1185,6 +1220,67 @@ impl Sup {
         self.health_feed(i, health::Input::CheckEnded { ended, output });
     }
 
+    /// [`crate::monit`]: `run` of service `i` started as `pid`.
+    fn monit_run_started(&mut self, i: usize, pid: i32) {
+        let now = self.now().mono_ms;
+        let leader =
+            (self.opts.mode == Mode::S6 && !self.nosetsid) || self.svcs[i].mon.run_extras().1;
+        let s = &mut self.svcs[i];
+        s.mon.run_started(pid, leader, now, &s.dir);
+        self.write_ext(i);
+    }
+
+    /// [`crate::monit`]: `run` of service `i` was reaped (before the machine hears of it).
+    fn monit_run_died(&mut self, i: usize, wstat: i32) {
+        let now = self.now().mono_ms;
+        let mut known: Vec<i32> = Vec::new();
+        for s in &self.svcs {
+            if let Child::Run(p) | Child::Finish(p) = s.m.child {
+                known.push(p);
+            }
+            known.extend(s.health.c.check);
+            known.extend(s.mon.alert_pid());
+        }
+        let s = &mut self.svcs[i];
+        s.mon.run_died(wstat, now, &s.dir, &known);
+    }
+
+    /// [`crate::monit`]: after the machine took event `ev`.
+    fn monit_after(&mut self, i: usize, ev: Event) {
+        if let Event::RunDied(_) = ev {
+            let now = self.now().mono_ms;
+            let s = &mut self.svcs[i];
+            let backoff = s.m.pending_start().map(|(_, b)| b);
+            s.mon.after_death(backoff, s.m.gave_up, now, &s.dir);
+        }
+    }
+
+    /// [`crate::monit`]: one of its deadlines passed.
+    fn monit_timer(&mut self, i: usize) {
+        let now = self.now().mono_ms;
+        let s = &mut self.svcs[i];
+        let m = &s.m;
+        let active = m.state == crate::machine::State::Up
+            && !m.forced_down
+            && !m.paused
+            && m.want == crate::machine::Want::Up;
+        let (changed, ask) = s.mon.timer(now, active, &s.dir);
+        if let (Some(ask), Child::Run(pid)) = (ask, s.m.child) {
+            let sig = match ask {
+                crate::monit::Ask::Restart => crate::machine::Files::down_signal(&mut s.dir),
+                crate::monit::Ask::KillRun => libc::SIGKILL,
+            };
+            // SAFETY: signalling our own (not yet reaped) run child.
+            unsafe {
+                libc::kill(pid, sig);
+                libc::kill(pid, libc::SIGCONT);
+            }
+        }
+        if changed {
+            self.write_ext(i);
+        }
+    }
+
     /// Runs `control/<letter>` synchronously (runit); returns its exit code.
     fn run_control(&mut self, i: usize, letter: u8) -> Option<i32> {
         let pid = self.spawn(i, What::Control(letter)).ok()?;
@@ -1272,8 +1368,19 @@ impl Sup {
             }
         }
         let notify_w = notify.as_ref().map(|(_, w, n)| (w.as_raw_fd(), *n));
+        // Built-in probes run in the check child itself (cloned before the fork).
+        let probes = match what {
+            What::Check(..) => self.svcs[i].health.c.probes().cloned(),
+            _ => None,
+        };
+        // stop-tree: run leads its own group and joins the service's cgroup.
+        let (cgroup_procs, run_setsid) = match what {
+            What::Run => self.svcs[i].mon.run_extras(),
+            _ => (None, false),
+        };
         // A check leads its own process group, so that a timeout kills all of it.
         let setsid = matches!(what, What::Check(..))
+            || run_setsid
             || (mode == Mode::S6 && !self.nosetsid && !matches!(what, What::Control(_)));
         let (hs_r, hs_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
 
@@ -1318,6 +1425,13 @@ impl Sup {
                     if setsid {
                         libc::setsid();
                     }
+                    if let Some(p) = &cgroup_procs {
+                        let fd = libc::open(p.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+                        if fd >= 0 {
+                            raw_write(fd, b"0");
+                            libc::close(fd);
+                        }
+                    }
                     let hs = hs_w.as_raw_fd();
                     let fail = |hs: RawFd| -> ! {
                         let e = *libc::__errno_location();
@@ -1350,6 +1464,11 @@ impl Sup {
                         } else if libc::dup2(w, n) == -1 {
                             fail(hs);
                         }
+                    }
+                    if let Some(p) = &probes {
+                        // Not exec'ing at once: release the supervisor from the handshake.
+                        libc::close(hs);
+                        crate::probe::child(p);
                     }
                     match &envp_ptrs {
                         Some(e) => libc::execve(path.as_ptr(), argv_ptrs.as_ptr(), e.as_ptr()),

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 mod graph;
 mod probe;
 mod prom;
+mod usage;
 
 use crate::control::errstr;
 use crate::diag::{EXIT_SYS, EXIT_USAGE};
@@ -313,6 +314,8 @@ pub struct Info {
     pub give_up: Option<(u64, u64)>,
     /// The service dir has a `notification-fd` file.
     pub notifies: bool,
+    /// What its processes use, and its leftovers (module `usage`).
+    pub res: usage::Resources,
 }
 
 /// Reads a service dir's `give-up` file: one line `COUNT SECONDS`.
@@ -504,7 +507,14 @@ impl Info {
             (None, Some(d)) => Some(Ended::Exited(d.exit as i32)),
             (None, None) => view.as_ref().ok().and_then(|v| v.ended()),
         };
+        let live = view
+            .as_ref()
+            .ok()
+            .filter(|v| v.up && v.pid != 0 && supervised)
+            .map(|v| v.pid as i32);
+        let res = usage::gather(live, ext.as_ref());
         Info {
+            res,
             name: name.to_string(),
             path: path.to_path_buf(),
             logger: name.ends_with("/log") || name == "log",
@@ -673,6 +683,7 @@ impl Info {
                 sd_json(&mut o, e);
             }
         }
+        self.res.json(&mut o);
         o.push('}');
         o
     }
@@ -738,15 +749,30 @@ impl Info {
             }
             _ => ("-".into(), "-".into(), String::new()),
         };
+        let mut notes = notes;
+        for item in self.res.items() {
+            if !notes.is_empty() {
+                notes.push_str(", ");
+            }
+            notes.push_str(&item);
+        }
         let notes = if notes.is_empty() { "-".into() } else { notes };
-        let _ = write!(row, " {restarts:>8} {health:<12} {notes}");
+        let (mem, cpu) = if self.res.processes > 0 {
+            (
+                usage::short_bytes(self.res.memory_bytes),
+                usage::short_cpu(self.res.cpu_ms),
+            )
+        } else {
+            ("-".into(), "-".into())
+        };
+        let _ = write!(row, " {restarts:>8} {health:<12} {mem:>7} {cpu:>6} {notes}");
         row
     }
 }
 
 const TABLE_HEADER: &str =
     "NAME                     STATE             PID    UPTIME READY WANT LAST-EXIT";
-const WIDE_HEADER: &str = "NAME                     STATE             PID    UPTIME READY WANT LAST-EXIT      RESTARTS HEALTH       NOTES";
+const WIDE_HEADER: &str = "NAME                     STATE             PID    UPTIME READY WANT LAST-EXIT      RESTARTS HEALTH           MEM    CPU NOTES";
 
 /// The services a list of operands names: scan dirs are expanded; `NAME/log` is added when it
 /// has a `supervise` directory.
@@ -1017,7 +1043,9 @@ fn single_rsv(a: &Args, d: &str, now: Tai64N) -> i32 {
         return print_result(a, &v, !has_down_file(sd), now);
     }
     let ext = extstate::read(&crate::rundir::supervise_dir(sd)).ok();
-    let line = rsv_line(
+    let live = (v.up && v.pid != 0).then_some(v.pid as i32);
+    let res = usage::gather(live, ext.as_ref());
+    let mut line = rsv_line(
         &v,
         !has_down_file(sd),
         a.numeric,
@@ -1025,7 +1053,12 @@ fn single_rsv(a: &Args, d: &str, now: Tai64N) -> i32 {
         give_up_rule(sd),
         now,
         now_ms(),
-    ) + &graph::single_suffix(d);
+    );
+    for item in res.items() {
+        line.push_str(", ");
+        line.push_str(&item);
+    }
+    line.push_str(&graph::single_suffix(d));
     let mut so = io::stdout().lock();
     if writeln!(so, "{line}").and_then(|_| so.flush()).is_err() {
         return EXIT_SYS;

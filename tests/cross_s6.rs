@@ -501,6 +501,7 @@ fn json_and_table_on_a_scan_dir() {
             "final_exit",
             "health",
             "sd_notify",
+            "resources",
             "type",
             "dependencies",
             "waiting_for",

@@ -299,7 +299,13 @@ fn a_failing_oneshot_blocks_its_dependents_only() {
     tr.oneshot("bad", &[], "exit 3", false);
     tr.longrun("app", &["bad"], "");
     tr.longrun("other", &[], "");
-    tr.oneshot("slow", &[], "sleep 30", false);
+    let quick = t.path().join("quick");
+    tr.oneshot(
+        "slow",
+        &[],
+        &format!("[ -e {} ] || sleep 30", quick.display()),
+        false,
+    );
     fs::write(tr.scan.join("slow/timeout-up"), "300\n").unwrap();
     tr.longrun("after-slow", &["slow"], "");
     let mut ns = tr.start(&[], &t);
@@ -329,7 +335,12 @@ fn a_failing_oneshot_blocks_its_dependents_only() {
         err.contains("unable to start service slow: timed out"),
         "{err}"
     );
-    // rsvstat's view of a held longrun: down (its supervisor holds it).
+    // Tried again by a request, quick this time: up, its dependent starts, and the earlier
+    // timeout is not taken for this run's result.
+    fs::write(&quick, "").unwrap();
+    assert_eq!(tr.request("+21 after-slow\n", 21), "req\t21\t0\t-");
+    assert_eq!(tr.rec("slow").unwrap()[4], "exit:0");
+    tr.wait_state("after-slow", "up");
     assert_eq!(ns.stop(), Some(0));
 }
 

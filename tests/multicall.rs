@@ -6,7 +6,6 @@ mod common;
 mod scan;
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -14,26 +13,6 @@ use std::time::Duration;
 use common::*;
 
 const T: Duration = Duration::from_secs(20);
-
-fn copy_exe(from: &Path, to: &Path) {
-    fs::create_dir_all(to.parent().unwrap()).unwrap();
-    fs::copy(from, to).unwrap();
-    fs::set_permissions(to, fs::Permissions::from_mode(0o755)).unwrap();
-    // A child forked by another test thread while the copy was open for writing holds that
-    // fd until it execs, and exec of the copy fails with ETXTBSY meanwhile: wait for that
-    // to pass (bounded) before the test runs it.
-    wait_for(T, "the copy to be executable", || {
-        match Command::new(to)
-            .arg("--list")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-        {
-            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) => None,
-            _ => Some(()),
-        }
-    });
-}
 
 #[test]
 fn install_creates_every_name_and_is_idempotent() {

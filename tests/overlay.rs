@@ -10,12 +10,12 @@ mod common;
 mod scan;
 
 use std::fs;
-use std::os::unix::fs::{PermissionsExt, symlink};
+use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{Guard, TempDir, bin, run, script, wait_for};
+use common::{Guard, TempDir, bin, copy_exe, run, script, wait_for};
 
 /// Bound of every wait (the machine may be busy).
 const T: Duration = Duration::from_secs(60);
@@ -203,24 +203,6 @@ fn stop_order(lines: &[String]) {
             "cont-finish",
         ],
     );
-}
-
-fn copy_exe(from: &Path, to: &Path) {
-    fs::create_dir_all(to.parent().unwrap()).unwrap();
-    fs::copy(from, to).unwrap();
-    fs::set_permissions(to, fs::Permissions::from_mode(0o755)).unwrap();
-    // Another test thread's child may hold the copy open for writing until it execs.
-    wait_for(T, "the copy to be executable", || {
-        match Command::new(to)
-            .arg("--list")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-        {
-            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) => None,
-            _ => Some(()),
-        }
-    });
 }
 
 /// A root with the static `rsv` as `/init`, busybox-static as the shell and tools, and

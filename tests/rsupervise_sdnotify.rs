@@ -432,8 +432,15 @@ fn our_systemd_notify_for_images_without_systemd() {
     );
     let sup = Sup::start("s6", t.path(), "svc");
     let st = wait_state(&sd, "ready", |s| s.ready && s.sd_status == "ready");
-    assert_eq!(fs::read_to_string(sd.join("rc1")).unwrap(), "0\n");
-    assert_eq!(fs::read_to_string(sd.join("rc2")).unwrap(), "0\n");
+    // The exit codes are written once each notifier has returned, maybe after the state.
+    for f in ["rc1", "rc2"] {
+        let rc = wait_for(T, f, || {
+            fs::read_to_string(sd.join(f))
+                .ok()
+                .filter(|s| s.ends_with('\n'))
+        });
+        assert_eq!(rc, "0\n", "{f}");
+    }
     // MAINPID named the background sleep, a child of run.
     assert!(st.main_pid > 0, "{st:?}");
     assert!(!sup.err().contains("warning"), "{}", sup.err());

@@ -629,18 +629,21 @@ fn shutdown_terms_orphans_of_services() {
     let t = TempDir::new("scan-orphan");
     let dir = t.path().join("service");
     let mark = t.path().join("daemon-termed");
+    let trapped = t.path().join("daemon-trapped");
     script(
         &dir.join("d/run"),
         &format!(
-            "#!/bin/sh\n( setsid sh -c 'trap \"echo termed > {}; exit 0\" TERM; while :; do sleep 0.1; done' & )\nexec sleep 1000\n",
-            mark.display()
+            "#!/bin/sh\n( setsid sh -c 'trap \"echo termed > {}; exit 0\" TERM; touch {}; while :; do sleep 0.1; done' & )\nexec sleep 1000\n",
+            mark.display(),
+            trapped.display()
         ),
     );
     let mut ns = start_ns(&dir, &["-T", "5000"], &t.path().join("err"));
     wait_up(&dir.join("d"), 3 * SEC);
-    // Wait until the daemon runs as an orphan, reparented to rsvscan (PID 1).
+    // Wait until the daemon runs as an orphan, reparented to rsvscan (PID 1), with its trap
+    // set (the stop signals leftovers as soon as it sees them).
     common::wait_for(3 * SEC, "orphaned daemon", || {
-        (ns.procs().len() >= 4).then_some(())
+        (ns.procs().len() >= 4 && trapped.exists()).then_some(())
     });
     let t0 = Instant::now();
     kill(ns.init, libc::SIGTERM);

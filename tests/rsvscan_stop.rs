@@ -132,8 +132,11 @@ fn orphans_of_services_are_reaped_when_not_pid1() {
     });
     // Reparented to the nearest subreaper: rsvscan (or rsupervise if it is one too).
     let scan = g.pid();
+    // (The subshell that wrote the pid may not have exited yet: wait for it to go.)
     let parent = wait_for(LIMIT, "orphan reparented", || {
-        ppid(orphan).filter(|&p| p != 1 && Some(p) != status_pid(&dir.join("a")))
+        ppid(orphan).filter(|&p| {
+            p != 1 && Some(p) != status_pid(&dir.join("a")) && ppid(p) != status_pid(&dir.join("a"))
+        })
     });
     assert!(
         parent == scan || ppid(parent) == Some(scan),
@@ -281,4 +284,48 @@ fn run_not_yet_executable_is_started_once_it_is() {
     assert!(!text.contains("unable to start run"), "{text}");
     g.signal(libc::SIGTERM);
     assert_eq!(g.wait_exit(LIMIT).code(), Some(0));
+}
+
+/// A run script that traps SIGTERM and exits leaves its background child behind, holding the
+/// service's end of the logger's pipe: the child gets SIGTERM during the stop (not only after
+/// every supervisor has exited), so the logger sees end of file, drains, and the stop ends in
+/// order (exit 0) long before the bound.
+#[test]
+fn leftover_holding_the_log_pipe_does_not_hold_up_the_stop() {
+    for compat in ["s6", "runit"] {
+        let t = TempDir::new(&format!("scan-leftover-{compat}"));
+        let dir = t.path().join("service");
+        let out = t.path().join("logged");
+        script(
+            &dir.join("a/run"),
+            "#!/bin/sh\ntrap 'echo last words; exit 0' TERM\necho started\nsleep 1000 &\nwait\n",
+        );
+        script(
+            &dir.join("a/log/run"),
+            &format!("#!/bin/sh\nexec cat >> {}\n", out.display()),
+        );
+        let mut g = start(
+            &dir,
+            &["--compat", compat, "-T", "5000"],
+            &t.path().join("err"),
+        );
+        wait_for(LIMIT, "first line logged", || {
+            (fs::read_to_string(&out).ok()? == "started\n").then_some(())
+        });
+        let t0 = std::time::Instant::now();
+        g.signal(libc::SIGTERM);
+        let st = g.wait_exit(LIMIT);
+        let took = t0.elapsed();
+        let err = fs::read_to_string(t.path().join("err")).unwrap_or_default();
+        assert_eq!(st.code(), Some(0), "{compat}: {err}");
+        assert!(
+            took < Duration::from_secs(3),
+            "{compat}: stop took {took:?}"
+        );
+        assert_eq!(
+            fs::read_to_string(&out).unwrap(),
+            "started\nlast words\n",
+            "{compat}"
+        );
+    }
 }

@@ -144,8 +144,10 @@ fn runit_status_is_read() {
         std::path::Path::new(a.path()).file_name().unwrap().to_str().unwrap()
     )), "{out}");
     assert!(
-        out.ends_with(
-            "\"want\":\"up\",\"paused\":false,\"normally_up\":true,\"last_exit\":null,\"logger\":false,\"rsv_state\":false,\"restarts\":null,\"exits\":null,\"throttling\":null,\"gave_up\":null,\"essential\":null,\"final_exit\":null,\"health\":null,\"sd_notify\":null,\"type\":\"longrun\",\"dependencies\":[],\"waiting_for\":[],\"graph_state\":null,\"timed_out\":false}\n"
+        out.contains(
+            "\"want\":\"up\",\"paused\":false,\"normally_up\":true,\"last_exit\":null,\"logger\":false,\"rsv_state\":false,\"restarts\":null,\"exits\":null,\"throttling\":null,\"gave_up\":null,\"essential\":null,\"final_exit\":null,\"health\":null,\"sd_notify\":null,\"resources\":{\"processes\":1,"
+        ) && out.ends_with(
+            "\"leftovers\":[]},\"type\":\"longrun\",\"dependencies\":[],\"waiting_for\":[],\"graph_state\":null,\"timed_out\":false}\n"
         ),
         "{out}"
     );

@@ -334,21 +334,22 @@ fn human_line_and_table_say_what_rsv_state_says() {
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(
         lines[0],
-        "NAME                     STATE             PID    UPTIME READY WANT LAST-EXIT      RESTARTS HEALTH       NOTES"
+        "NAME                     STATE             PID    UPTIME READY WANT LAST-EXIT      RESTARTS HEALTH           MEM    CPU NOTES"
     );
     let row = |n: &str| -> Vec<String> {
         let l = lines
             .iter()
             .find(|l| l.split_whitespace().next() == Some(n))
             .unwrap_or_else(|| panic!("no row {n} in\n{out}"));
-        // NAME STATE PID UPTIME READY WANT LAST-EXIT(2 words or -) RESTARTS HEALTH NOTES...
+        // NAME STATE PID UPTIME READY WANT LAST-EXIT(2 words or -) RESTARTS HEALTH MEM CPU
+        // NOTES... (MEM and CPU are left out here)
         let w: Vec<String> = l.split_whitespace().map(str::to_string).collect();
         let k = if w[6] == "-" { 7 } else { 8 };
         let mut v = w[..6].to_vec();
         v.push(w[6..k].join(" "));
         v.push(w[k].clone());
         v.push(w[k + 1].clone());
-        v.push(w[k + 2..].join(" "));
+        v.push(w[k + 4..].join(" "));
         v
     };
     let r = row("crashy");

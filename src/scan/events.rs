@@ -68,6 +68,10 @@ impl Scanner {
         match &self.stop {
             Some(st) => {
                 nearer(st.killed.unwrap_or(st.deadline));
+                if st.killed.is_none() && !st.abort {
+                    // Look for new leftovers of services (see `leftovers`).
+                    nearer(now + Duration::from_millis(leftovers::SWEEP_MS));
+                }
             }
             None => {
                 for s in self.svcs.values() {

@@ -37,6 +37,8 @@ pub(super) struct Rt {
     deadline: Option<Instant>,
     /// A control letter still to be sent to the longrun's supervisor, and when to try again.
     ctl: Option<(u8, Instant)>,
+    /// The running script was killed for running out of time.
+    timed_out: bool,
 }
 
 impl Rt {
@@ -47,6 +49,7 @@ impl Rt {
             script: None,
             deadline: None,
             ctl: None,
+            timed_out: false,
         }
     }
 }
@@ -385,6 +388,14 @@ impl Scanner {
         }
     }
 
+    /// The pids of the oneshot scripts running now.
+    pub(super) fn graph_scripts(&self) -> Vec<i32> {
+        self.graph
+            .as_ref()
+            .map(|e| e.rt.iter().filter_map(|r| r.script).collect())
+            .unwrap_or_default()
+    }
+
     /// Does the graph still need the supervisor of `name` running (the stop must wait)?
     pub(super) fn graph_holds(&self, name: &str) -> bool {
         self.graph.as_ref().is_some_and(|e| {
@@ -410,7 +421,7 @@ impl Scanner {
         let Some(i) = e.rt.iter().position(|r| r.script == Some(pid)) else {
             return false;
         };
-        let timed_out = e.rt[i].last == Last::Timeout;
+        let timed_out = std::mem::take(&mut e.rt[i].timed_out);
         e.rt[i].script = None;
         e.rt[i].deadline = None;
         let last = if timed_out {
@@ -589,7 +600,7 @@ impl Scanner {
                     if let Some(e) = self.engine_mut() {
                         if let Some(pid) = e.rt[i].script {
                             super::oneshot::kill(pid);
-                            e.rt[i].last = Last::Timeout;
+                            e.rt[i].timed_out = true;
                             e.rt[i].deadline = None;
                         }
                     }
@@ -686,6 +697,7 @@ impl Scanner {
         let execline = self.graph.as_ref().is_some_and(|e| e.execline);
         let r = super::oneshot::spawn(Path::new(name), file, &shown, execline);
         let Some(e) = self.engine_mut() else { return };
+        e.rt[i].timed_out = false;
         match r {
             Ok(Some(pid)) => e.rt[i].script = Some(pid),
             Ok(None) => {

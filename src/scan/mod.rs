@@ -14,6 +14,7 @@ mod ctl;
 mod dirscan;
 mod events;
 mod graph;
+pub mod leftovers;
 pub mod logmux;
 pub mod main_cmd;
 mod oneshot;
@@ -191,6 +192,8 @@ struct Stopping {
     killed: Option<Instant>,
     /// Leftover processes (orphans of services, reparented to us) were sent SIGTERM.
     orphans_termed: bool,
+    /// Leftovers signalled while supervisors were still stopping (see `leftovers`).
+    leftovers: leftovers::Leftovers,
 }
 
 struct Scanner {

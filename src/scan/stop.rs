@@ -15,6 +15,7 @@ impl Scanner {
             abort,
             killed: None,
             orphans_termed: false,
+            leftovers: leftovers::Leftovers::default(),
         });
         if !abort {
             // Services of the dependency graph that are up stop in reverse order (the engine
@@ -65,6 +66,20 @@ impl Scanner {
                         libc::kill(p, libc::SIGCONT);
                     }
                 }
+            }
+        } else if killed.is_none() {
+            // Supervisors still stopping: what services left behind would hold their loggers'
+            // pipes open until the bound; it gets SIGTERM now (see `leftovers`). Our own
+            // children stay: supervisors, the main command, the graph's oneshot scripts.
+            let mut keep: std::collections::HashSet<i32> =
+                self.svcs.values().filter_map(|s| s.pid).collect();
+            if let Some(main_cmd::Phase::Running(p)) = self.main.as_ref().map(|m| m.phase) {
+                keep.insert(p);
+            }
+            keep.extend(self.graph_scripts());
+            let rest = children_of(nix::unistd::getpid().as_raw());
+            if let Some(st) = self.stop.as_mut() {
+                st.leftovers.sweep(&rest, &keep);
             }
         }
         match killed {

@@ -218,7 +218,15 @@ pub fn table_row(info: &Info, s: &SvcRec, now: crate::tai::Tai64N, now_ms: u64) 
     row.extend(std::iter::repeat_n(' ', 14usize.saturating_sub(last.len())));
     let mut notes = vec![s.kind.as_str().to_string()];
     notes.extend(waiting_words(s));
-    let _ = write!(row, " {:>8} {:<12} {}", "-", "-", notes.join(", "));
+    let _ = write!(
+        row,
+        " {:>8} {:<12} {:>7} {:>6} {}",
+        "-",
+        "-",
+        "-",
+        "-",
+        notes.join(", ")
+    );
     row
 }
 
@@ -294,11 +302,9 @@ pub fn json(info: &Info, s: Option<&SvcRec>, base: String, now_ms: u64) -> Strin
         }
         _ => o.push_str("null"),
     }
-    let _ = write!(
-        o,
-        ",\"logger\":false,\"rsv_state\":false,\"restarts\":null,\"exits\":null,\"throttling\":null,\"gave_up\":null,\"essential\":null,\"final_exit\":null,\"health\":null,\"sd_notify\":null{}}}",
-        json_fields(Some(s))
-    );
+    o.push_str(",\"logger\":false,\"rsv_state\":false,\"restarts\":null,\"exits\":null,\"throttling\":null,\"gave_up\":null,\"essential\":null,\"final_exit\":null,\"health\":null,\"sd_notify\":null");
+    info.res.json(&mut o);
+    let _ = write!(o, "{}}}", json_fields(Some(s)));
     o
 }
 

@@ -200,6 +200,47 @@ const FAMILIES: &[(&str, &str, &str, Value)] = &[
             (e.health_at_ms != 0).then(|| secs_ms(e.health_at_ms))
         },
     ),
+    (
+        "rsv_service_memory_bytes",
+        "gauge",
+        "Memory of the service's processes (sum of PSS; its cgroup, run's tree and process group).",
+        |i, _| (i.res.processes > 0).then(|| i.res.memory_bytes.to_string()),
+    ),
+    (
+        "rsv_service_cpu_seconds",
+        "gauge",
+        "CPU time (user + system) of the service's live processes.",
+        |i, _| (i.res.processes > 0).then(|| secs_ms(i.res.cpu_ms)),
+    ),
+    (
+        "rsv_service_processes",
+        "gauge",
+        "Live processes of the service.",
+        |i, _| Some(i.res.processes.to_string()),
+    ),
+    (
+        "rsv_service_cpu_percent",
+        "gauge",
+        "CPU use in percent of one core over the last guard sample (services with resource guards).",
+        |i, _| i.res.cpu_percent.map(|c| c.to_string()),
+    ),
+    (
+        "rsv_service_limit_exceeded",
+        "gauge",
+        "1 when a resource guard's limit is exceeded (services with resource guards).",
+        |i, _| {
+            i.ext
+                .as_ref()
+                .filter(|e| e.memory_bytes != 0 || e.cpu_percent.is_some() || !e.limit.is_empty())
+                .map(|e| u8::from(!e.limit.is_empty()).to_string())
+        },
+    ),
+    (
+        "rsv_service_leftover_processes",
+        "gauge",
+        "Processes the last run left running outside the current one (its process group, its cgroup).",
+        |i, _| Some(i.res.leftovers.len().to_string()),
+    ),
 ];
 
 /// Appends the exposition of `infos` to `out`.
@@ -225,6 +266,17 @@ pub fn write(out: &mut String, infos: &[Info], now: Tai64N, now_ms: u64) {
             if let Some(v) = value(i, &c) {
                 let _ = writeln!(out, "{name}{{{l}}} {v}");
             }
+        }
+    }
+    out.push_str("# HELP rsv_service_health_output_info The last health check's or probe's result in words, as a label (services with checks).\n# TYPE rsv_service_health_output_info gauge\n");
+    for (i, l) in infos.iter().zip(&labels) {
+        if let Some(e) = i.ext.as_ref().filter(|e| e.health_at_ms != 0) {
+            let text = crate::extstate::one_line(e.health_output.as_bytes());
+            let _ = writeln!(
+                out,
+                "rsv_service_health_output_info{{{l},output=\"{}\"}} 1",
+                label_value(&text)
+            );
         }
     }
 }

@@ -283,7 +283,7 @@ fn start(env: &Env, u: &str, o: &Opts) -> i32 {
             }
         };
     }
-    let listening = || crate::control::write_control(&sd, b"").is_ok();
+    let listening = || crate::control::write_control(&sd, b"").is_ok() && View::read(&sd).is_ok();
     if !crate::template::wait_until(Duration::from_secs(10), listening) {
         err(&format!(
             "Failed to start {u}: the scanner did not start a supervisor for {}",

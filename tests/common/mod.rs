@@ -128,6 +128,28 @@ pub fn copy_example(name: &str, dest: &Path) -> PathBuf {
     dest.to_path_buf()
 }
 
+/// Copies an executable (mode 0755) and waits (bounded) until it can be run: a child forked
+/// by another test thread while the copy was open for writing holds that fd until it execs,
+/// and exec of the copy fails with ETXTBSY meanwhile. The copy is run with `--list` (rsv).
+pub fn copy_exe(from: &Path, to: &Path) {
+    fs::create_dir_all(to.parent().unwrap()).unwrap();
+    fs::copy(from, to).unwrap();
+    fs::set_permissions(to, fs::Permissions::from_mode(0o755)).unwrap();
+    wait_for(
+        Duration::from_secs(20),
+        "the copy to be executable",
+        || match Command::new(to)
+            .arg("--list")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+        {
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) => None,
+            _ => Some(()),
+        },
+    );
+}
+
 /// Path of one of our binaries, built by cargo for the integration tests.
 pub fn bin(name: &str) -> PathBuf {
     let p = match name {
