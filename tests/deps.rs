@@ -231,9 +231,10 @@ fn readiness_gates_dependents_for_as_long_as_it_takes_and_no_longer() {
     );
     assert!(mig > ready, "mig ran before db was ready");
     assert!(app > mig, "app started before mig was done");
-    // Held back exactly until readiness: not a polling interval later.
+    // Held back until readiness, not a polling interval later (generous for a busy machine:
+    // the chain after readiness is one oneshot and one service start).
     assert!(
-        ms(ready, app) < 500,
+        ms(ready, app) < 800,
         "app started {} ms after db became ready",
         ms(ready, app)
     );
@@ -259,8 +260,9 @@ fn independent_branches_run_in_parallel() {
     let first = a.min(b);
     let took = ms(first, c);
     assert!(took >= 1000, "c started {took} ms after the oneshots began");
+    // One after the other they would take 2 s at least.
     assert!(
-        took < 1800,
+        took < 1950,
         "two 1-s oneshots took {took} ms: they did not run together"
     );
     assert_eq!(ns.stop(), Some(0));
