@@ -140,7 +140,6 @@ fn systemd_template_units_run_as_instances() {
 /// The scanner must not supervise a template itself. Needs src/scan.rs to skip names
 /// ending in `@` (as it skips names starting with `.`).
 #[test]
-#[ignore = "needs the scanner to skip NAME@ template directories (src/scan.rs)"]
 fn the_scanner_leaves_templates_alone() {
     if !unshare_ok() {
         return;

@@ -41,6 +41,11 @@ fn main() {
         Some(Applet::Rsvexec) => rsvexec::main(),
         Some(Applet::RsvImport) => rsv_import::main(),
         Some(Applet::S6Rc) => std::process::exit(rsv::rc::main(&rsv::diag::args_utf8("s6-rc"))),
+        // `/sbin/init` is a systemd image's init (rsvscan --systemd); `/init` and any other
+        // `init` is s6-overlay's.
+        Some(Applet::OverlayInit) if args[0] == "/sbin/init" || args[0] == "/usr/sbin/init" => {
+            rsvscan::main()
+        }
         Some(Applet::OverlayInit) => std::process::exit(rsv::overlay::init_main(&args)),
         Some(Applet::WithContenv) => {
             std::process::exit(rsv::overlay::env::with_contenv_main(&args))

@@ -75,7 +75,7 @@ pub(crate) fn main() {
     let mut o = Options::new(&prog, Mode::S6, ".");
     // Started as systemd (or as /sbin/init): the systemd personality.
     let arg0 = std::env::args_os().next().unwrap_or_default();
-    let mut systemd = prog == "systemd" || arg0 == "/sbin/init";
+    let mut systemd = prog == "systemd" || arg0 == "/sbin/init" || arg0 == "/usr/sbin/init";
     let mut it = std::env::args_os().skip(1);
     let mut rest: Vec<String> = Vec::new();
     let mut cmd: Option<Vec<OsString>> = None;
