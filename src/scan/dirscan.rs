@@ -57,7 +57,7 @@ impl Scanner {
             .flatten()
             .filter_map(|e| e.file_name().into_string().ok())
             // `NAME@` is a template (rsvc -u NAME@INST makes its instances), not a service.
-            .filter(|n| !n.starts_with('.') && !(n.len() > 1 && n.ends_with('@')))
+            .filter(|n| !(n.starts_with('.') || n.len() > 1 && n.ends_with('@')))
             .collect();
         names.sort();
         let mut fresh = HashMap::new();
