@@ -164,7 +164,7 @@ fn json_and_usage() {
     assert!(out.contains("\"metric\":\"size_libc\""), "{out}");
     assert_eq!(out.matches("\"metric\"").count(), 2, "{out}");
     let (code, _, err) = run(
-        Command::new(&script).args(["--only", "10"]),
+        Command::new(&script).args(["--only", "11"]),
         Duration::from_secs(10),
     );
     assert_eq!(code, 100, "{err}");
