@@ -301,6 +301,11 @@ fn s6svc(args: &[String], strict: bool) -> i32 {
         eprintln!("s6-svc: warning: ignoring extra arguments");
         a.dirs.truncate(1);
     }
+    if !strict {
+        if let Some(code) = instances(prog, &mut a) {
+            return code;
+        }
+    }
     let Some(wait) = a.wait else {
         let mut rc = 0;
         for d in &a.dirs {
@@ -312,6 +317,61 @@ fn s6svc(args: &[String], strict: bool) -> i32 {
         return rc;
     };
     wait_and_control(prog, &a, wait, strict)
+}
+
+/// rsvc's templates ([`crate::template`]): `-u` on a missing `NAME@INST` whose template
+/// `NAME@` exists creates the instance and waits (`-T`, else 10 s) for the scanner's
+/// supervisor to listen; `-x` on an instance stops and removes it. Returns an exit code when
+/// there is nothing left to do (or a failure), `None` to go on with the remaining dirs.
+fn instances(prog: &str, a: &mut S6SvcArgs) -> Option<i32> {
+    let limit = std::time::Duration::from_millis(if a.timeout_ms > 0 {
+        a.timeout_ms
+    } else {
+        10_000
+    });
+    let up = a.letters.contains('u') || matches!(a.wait, Some(WaitFor::Up | WaitFor::UpReady));
+    let mut removed = Vec::new();
+    for d in &a.dirs {
+        let sd = Path::new(d);
+        if a.letters.contains('x') && crate::template::is_instance(sd) {
+            if let Err(e) = crate::template::remove(sd, limit) {
+                eprintln!("{prog}: fatal: {e}");
+                return Some(EXIT_SYS);
+            }
+            removed.push(d.clone());
+            continue;
+        }
+        if !up || fs_exists(sd) {
+            continue;
+        }
+        let Some((template, inst)) = crate::template::template_of(sd) else {
+            continue;
+        };
+        if let Err(e) = crate::template::create(sd, &template, &inst) {
+            eprintln!(
+                "{prog}: fatal: unable to create {d} from {}: {}",
+                template.display(),
+                crate::svdir::errtext(&e)
+            );
+            return Some(EXIT_SYS);
+        }
+        // Listening, and its first status written (a -w wait reads it at once).
+        let listening = || write_control(sd, b"").is_ok() && crate::svview::View::read(sd).is_ok();
+        if !crate::template::wait_until(limit, listening) {
+            eprintln!(
+                "{prog}: fatal: created {d} from {}, but no supervisor took it within {} ms (is a scanner running on its directory?)",
+                template.display(),
+                limit.as_millis()
+            );
+            return Some(EXIT_SYS);
+        }
+    }
+    a.dirs.retain(|d| !removed.contains(d));
+    a.dirs.is_empty().then_some(0)
+}
+
+fn fs_exists(p: &Path) -> bool {
+    std::fs::symlink_metadata(p).is_ok()
 }
 
 /// Writes to one service dir and reports a failure the way s6-svc does. Returns an exit code.

@@ -19,7 +19,12 @@
 //! health_failures 2
 //! health_at_ms 1795000000000
 //! health_output curl: (7) Failed to connect
+//! sd_status Serving 3 clients
+//! sd_phase reloading
+//! main_pid 4243
 //! ```
+//!
+//! The last three come from sd_notify ([`crate::sdnotify`]) and are written only when set.
 
 use std::fs;
 use std::io;
@@ -94,6 +99,12 @@ pub struct ExtState {
     pub health_at_ms: u64,
     /// The last check's output, one line, at most [`MAX_OUTPUT`] bytes.
     pub health_output: String,
+    /// sd_notify `STATUS=` of the current run (empty: none).
+    pub sd_status: String,
+    /// sd_notify `stopping` or `reloading` (empty: neither).
+    pub sd_phase: String,
+    /// sd_notify `MAINPID=` while up (0: none).
+    pub main_pid: i32,
     /// Process group of the last `run` that led one (0 = none): rsvstat lists its members
     /// that outlived it.
     pub pgid: i32,
@@ -178,6 +189,19 @@ impl ExtState {
             self.health_at_ms,
             one_line(self.health_output.as_bytes()),
         ));
+        // sd_notify lines only for services that use it: other files stay as they were.
+        if !self.sd_status.is_empty() {
+            s.push_str(&format!(
+                "sd_status {}\n",
+                one_line(self.sd_status.as_bytes())
+            ));
+        }
+        if !self.sd_phase.is_empty() {
+            s.push_str(&format!("sd_phase {}\n", self.sd_phase));
+        }
+        if self.main_pid != 0 {
+            s.push_str(&format!("main_pid {}\n", self.main_pid));
+        }
         // Fields of newer features: written only when set, so that files of services
         // without them stay as they were.
         if self.pgid != 0 {
@@ -216,6 +240,9 @@ impl ExtState {
                 "health_failures" => st.health_failures = val.parse().unwrap_or(0),
                 "health_at_ms" => st.health_at_ms = val.parse().unwrap_or(0),
                 "health_output" => st.health_output = val.to_string(),
+                "sd_status" => st.sd_status = val.to_string(),
+                "sd_phase" => st.sd_phase = val.to_string(),
+                "main_pid" => st.main_pid = val.parse().unwrap_or(0),
                 "pgid" => st.pgid = val.parse().unwrap_or(0),
                 "cgroup" => st.cgroup = val.to_string(),
                 "memory_bytes" => st.memory_bytes = val.parse().unwrap_or(0),
@@ -266,6 +293,9 @@ mod tests {
             health_failures: 3,
             health_at_ms: 1_795_000_000_000,
             health_output: "connection refused".into(),
+            sd_status: "serving 3 clients".into(),
+            sd_phase: "reloading".into(),
+            main_pid: 4242,
             pgid: 42,
             cgroup: "/sys/fs/cgroup/rsv_srv_web".into(),
             memory_bytes: 1 << 20,

@@ -95,10 +95,12 @@ pub fn read_config(dir: &SvDir, kill_ms: u64) -> Option<Config> {
     })
 }
 
-/// Does the service dir have a usable `notification-fd` (the same test as the supervisor's
-/// when it starts `run`, without its warning)?
+/// Does the service notify its readiness itself: a usable `notification-fd` (the same test
+/// as the supervisor's when it starts `run`, without its warning) or sd_notify's
+/// `notify-socket`?
 pub fn notifies(dir: &SvDir) -> bool {
     matches!(dir.uint("notification-fd"), Setting::Value(v) if v < i32::MAX as u64)
+        || dir.exists(crate::sdnotify::FILE)
 }
 
 /// What the checker is doing for the current run.

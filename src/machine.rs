@@ -348,6 +348,17 @@ impl Machine {
         }
     }
 
+    /// `run` ended while the main process it named (sd_notify's `MAINPID=`) lives on as the
+    /// supervisor's child: that process is the service from now on (status shows its pid,
+    /// signals go to it, its death is the service's). Nothing happens unless `run` is up.
+    pub fn follow_main(&mut self, pid: i32) -> Vec<Action> {
+        if self.state == State::Up && matches!(self.child, Child::Run(_)) {
+            self.child = Child::Run(pid);
+            return vec![Action::WriteStatus];
+        }
+        Vec::new()
+    }
+
     /// The nearest pending deadline (monotonic ms), if any. No deadline = sleep until an fd
     /// or a signal wakes the loop.
     pub fn next_deadline(&self) -> Option<u64> {
@@ -1437,6 +1448,16 @@ mod tests {
             "status ev:D"
         );
         assert_eq!(m.next_deadline(), Some(1100));
+    }
+
+    #[test]
+    fn follows_the_main_pid_only_while_up() {
+        let mut m = in_state(Mode::S6, "UP");
+        assert_eq!(render(&m.follow_main(4321)), "status");
+        assert_eq!(m.pid(), 4321);
+        let mut m = in_state(Mode::S6, "DOWN");
+        assert_eq!(render(&m.follow_main(4321)), "");
+        assert_eq!(m.child, Child::None);
     }
 
     #[test]

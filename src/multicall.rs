@@ -50,6 +50,7 @@ pub enum Applet {
     Printcontenv,
     /// The steps of the overlay's generated oneshots (internal).
     OverlayStep,
+    Systemctl,
 }
 
 /// Which set of names a link belongs to (what `rsv install` creates).
@@ -63,6 +64,9 @@ pub enum Set {
     S6,
     /// s6-overlay's names (`--s6-overlay`): `init`, `with-contenv`, `printcontenv`.
     Overlay,
+    /// systemd's names (`--systemd`): systemctl, systemd-notify, and systemd (rsvscan
+    /// --systemd).
+    Systemd,
 }
 
 /// Every name the binary answers to.
@@ -95,12 +99,15 @@ pub const NAMES: &[(&str, Applet, Set)] = &[
     ("with-contenv", Applet::WithContenv, Set::Overlay),
     ("printcontenv", Applet::Printcontenv, Set::Overlay),
     (crate::overlay::STEP, Applet::OverlayStep, Set::Overlay),
+    ("systemctl", Applet::Systemctl, Set::Systemd),
+    ("systemd-notify", Applet::Systemctl, Set::Systemd),
+    ("systemd", Applet::Rsvscan, Set::Systemd),
 ];
 
 /// The name of the multi-call binary itself.
 pub const SELF: &str = "rsv";
 
-const USAGE: &str = "usage: rsv program [ args... ] | rsv install [ --runit ] [ --s6 ] [ --s6-overlay ] [ -f ] dir | rsv --list";
+const USAGE: &str = "usage: rsv program [ args... ] | rsv install [ --runit ] [ --s6 ] [ --s6-overlay ] [ --systemd ] [ -f ] dir | rsv --list";
 
 /// The program a name (argv[0]'s base name) selects.
 pub fn lookup(name: &str) -> Option<Applet> {
@@ -209,6 +216,7 @@ pub fn install(args: &[OsString]) -> i32 {
             Some("--runit") => sets.push(Set::Runit),
             Some("--s6") => sets.push(Set::S6),
             Some("--s6-overlay") => sets.push(Set::Overlay),
+            Some("--systemd") => sets.push(Set::Systemd),
             Some("-f") | Some("--force") => force = true,
             Some(o) if o.starts_with('-') => {
                 let _ = writeln!(io::stderr(), "{SELF}: {USAGE}");

@@ -31,6 +31,7 @@ use crate::extstate::{self, ExtState};
 use crate::health::{self, Checker};
 use crate::lock::{self, LockError};
 use crate::machine::{Action, Child, Event, Files, Machine, Mode, Now, State, SupSignal, Want};
+use crate::sdnotify::rt::Rt as SdRt;
 use crate::status::{self, DEATH_LEN};
 use crate::svdir::{SvDir, errtext};
 
@@ -193,6 +194,8 @@ struct Svc {
     run_files: RunFiles,
     /// Health checks (`check`): idle, without timers or descriptors, when unused.
     health: HealthRt,
+    /// sd_notify (`notify-socket`): `None`, one pointer, when unused.
+    sd: Option<Box<SdRt>>,
     /// Guards, alerts, stop-tree ([`crate::monit`]): one empty pointer when unused.
     mon: crate::monit::Rt,
 }
@@ -354,6 +357,7 @@ pub fn run(opts: Options) -> i32 {
             ext_written: None,
             run_files,
             health: HealthRt::default(),
+            sd: None,
             mon: crate::monit::Rt::new(scan_alert.clone()),
         });
     }
@@ -453,10 +457,12 @@ pub fn run(opts: Options) -> i32 {
             .iter()
             .filter(|s| !s.done)
             .flat_map(|s| {
+                let sd = s.sd.as_ref().and_then(|r| r.n.next_deadline());
                 [
                     s.m.next_deadline(),
                     s.health.c.next_deadline(),
                     s.mon.next_deadline(),
+                    sd,
                 ]
             })
             .flatten()
@@ -467,8 +473,8 @@ pub fn run(opts: Options) -> i32 {
             Some(d) => PollTimeout::try_from(d - now).unwrap_or(PollTimeout::MAX),
         };
         let n = sup.svcs.len();
-        let (mut ctl_ready, mut notify_ready, mut check_ready) =
-            ([false; 2], [false; 2], [false; 2]);
+        let (mut ctl_ready, mut notify_ready, mut check_ready, mut sd_ready) =
+            ([false; 2], [false; 2], [false; 2], [false; 2]);
         let runwait_ready;
         {
             let mut fds = Vec::with_capacity(5);
@@ -494,6 +500,13 @@ pub fn run(opts: Options) -> i32 {
                     fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
                 }
             }
+            let mut sd_idx = [None; 2];
+            for (i, s) in sup.svcs.iter().enumerate() {
+                if let Some(r) = &s.sd {
+                    sd_idx[i] = Some(fds.len());
+                    fds.push(PollFd::new(r.sock.fd.as_fd(), PollFlags::POLLIN));
+                }
+            }
             match poll(&mut fds, timeout) {
                 Ok(_) => {}
                 Err(Errno::EINTR) => {}
@@ -509,11 +522,21 @@ pub fn run(opts: Options) -> i32 {
                 if let Some(k) = check_idx[i] {
                     check_ready[i] = hit(&fds[k]);
                 }
+                if let Some(k) = sd_idx[i] {
+                    sd_ready[i] = hit(&fds[k]);
+                }
             }
         }
         let mut drain = [0u8; 64];
         while matches!(sig_r.read(&mut drain), Ok(k) if k > 0) {}
 
+        // sd_notify datagrams before children: a MAINPID= sent just before `run` exited
+        // must be known when its death is reaped.
+        for (i, ready) in sd_ready.iter().enumerate().take(n) {
+            if *ready {
+                sup.read_sd(i);
+            }
+        }
         // Children first, so that a control letter sees the current state.
         if flags[0].swap(false, Ordering::SeqCst) {
             sup.reap();
@@ -573,6 +596,10 @@ pub fn run(opts: Options) -> i32 {
                 .is_some_and(|d| d <= now)
             {
                 sup.health_feed(i, health::Input::Timer);
+            }
+            let sd_due = sup.svcs[i].sd.as_ref().and_then(|r| r.n.next_deadline());
+            if sd_due.is_some_and(|d| d <= now) {
+                sup.sd_timer(i);
             }
             if sup.svcs[i].mon.next_deadline().is_some_and(|d| d <= now) {
                 sup.monit_timer(i);
@@ -761,6 +788,9 @@ impl Sup {
             for i in 0..self.svcs.len() {
                 match self.svcs[i].m.child {
                     Child::Run(p) if p == pid => {
+                        if self.sd_run_died(i, pid) {
+                            continue;
+                        }
                         self.health_feed(i, health::Input::RunStopped);
                         self.feed(i, Event::RunDied(wstat));
                     }
@@ -822,6 +852,11 @@ impl Sup {
             ..Default::default()
         };
         self.health_into(i, &mut st);
+        if let Some(r) = &s.sd {
+            st.sd_status = r.n.status.clone();
+            st.sd_phase = r.n.phase.as_str().to_string();
+            st.main_pid = r.n.main_pid.filter(|_| up).unwrap_or(0);
+        }
         s.mon.ext_into(&mut st);
         st
     }
@@ -865,6 +900,7 @@ impl Sup {
                 if self.opts.mode == Mode::Runit && self.svcs[i].dir.override_eligible(b'u') {
                     let _ = self.run_control(i, b'u');
                 }
+                self.sd_refresh(i);
                 let now = self.now().mono_ms;
                 let s = &mut self.svcs[i];
                 s.mon.prepare(&mut s.dir, now);
@@ -872,9 +908,12 @@ impl Sup {
                     Ok(pid) => {
                         let s = &mut self.svcs[i];
                         s.run_files = RunFiles::read(&s.dir, s.m.is_log);
+                        // monit first: its pgid then goes into the rsv-state write that
+                        // follows RunStarted (one write per start, no spare at start-up).
+                        self.monit_run_started(i, pid);
                         self.feed(i, Event::RunStarted(pid));
                         self.health_run_started(i);
-                        self.monit_run_started(i, pid);
+                        self.sd_run_started(i);
                     }
                     Err(e) => {
                         let secs = match self.opts.mode {
@@ -910,6 +949,7 @@ impl Sup {
                 }
             }
             Action::Kill { pid, sig, group } => {
+                self.sd_signal_main(i, pid, sig);
                 let r = if group {
                     // SAFETY: signalling the process group led by our child.
                     unsafe { libc::killpg(pid, sig) }
@@ -927,6 +967,7 @@ impl Sup {
                         self.feed(i, Event::TermOverridden);
                     }
                 } else {
+                    self.sd_signal_main(i, pid, sig);
                     // SAFETY: signalling our own (not yet reaped) child.
                     unsafe { libc::kill(pid, sig) };
                 }
@@ -1212,14 +1253,14 @@ impl Sup {
         self.health_feed(i, health::Input::CheckEnded { ended, output });
     }
 
-    /// [`crate::monit`]: `run` of service `i` started as `pid`.
+    /// [`crate::monit`]: `run` of service `i` started as `pid`. Called just before the machine
+    /// hears of it, whose event writes rsv-state (with monit's fields) once.
     fn monit_run_started(&mut self, i: usize, pid: i32) {
         let now = self.now().mono_ms;
         let leader =
             (self.opts.mode == Mode::S6 && !self.nosetsid) || self.svcs[i].mon.run_extras().1;
         let s = &mut self.svcs[i];
         s.mon.run_started(pid, leader, now, &s.dir);
-        self.write_ext(i);
     }
 
     /// [`crate::monit`]: `run` of service `i` was reaped (before the machine hears of it).
@@ -1320,13 +1361,17 @@ impl Sup {
         argv_ptrs.push(std::ptr::null());
         let chdir_log = if is_log { Some(cstr("log")?) } else { None };
         // run, finish and check get $RSV_ENVDIR and env/ applied (read fresh, before the fork).
-        let envp: Option<Vec<CString>> = match &what {
+        let mut envp: Option<Vec<CString>> = match &what {
             What::Control(_) => None,
             _ => crate::svenv::for_start(&s.dir).map_err(|e| {
                 s.dir.warn(&e.msg);
                 Errno::from_raw(e.errno)
             })?,
         };
+        if let (What::Run, Some(r)) = (&what, &s.sd) {
+            let vars = r.env(crate::sdnotify::rt::watchdog_usec(&s.dir));
+            envp = Some(crate::sdnotify::rt::with_vars(envp, &vars));
+        }
         let envp_ptrs: Option<Vec<*const libc::c_char>> = envp.as_ref().map(|v| {
             let mut p: Vec<*const libc::c_char> = v.iter().map(|c| c.as_ptr()).collect();
             p.push(std::ptr::null());
@@ -1504,4 +1549,121 @@ impl Sup {
 fn append(path: &Path, data: &[u8]) -> io::Result<()> {
     let mut f = OpenOptions::new().append(true).open(path)?;
     f.write_all(data)
+}
+
+/// sd_notify (`notify-socket`, see [`crate::sdnotify`]): the supervisor's side.
+impl Sup {
+    /// At a start of `run`: bind, rebind or drop the socket as `notify-socket` now says.
+    fn sd_refresh(&mut self, i: usize) {
+        let s = &mut self.svcs[i];
+        let tag = if s.m.is_log { "log" } else { "main" };
+        SdRt::refresh(&mut s.sd, &s.dir, tag);
+    }
+
+    /// The supervisor's children other than service `i`'s run.
+    fn sd_others(&self, i: usize) -> Vec<i32> {
+        let mut v = Vec::new();
+        for (k, s) in self.svcs.iter().enumerate() {
+            if k != i && s.m.pid() != 0 {
+                v.push(s.m.pid());
+            }
+            v.extend(s.health.c.check);
+        }
+        v
+    }
+
+    fn sd_run_started(&mut self, i: usize) {
+        let now = self.now().mono_ms;
+        let s = &mut self.svcs[i];
+        let Some(r) = &mut s.sd else { return };
+        let usec = crate::sdnotify::rt::watchdog_usec(&s.dir);
+        let out = r.run_started(usec, now);
+        self.sd_outputs(i, out);
+    }
+
+    fn read_sd(&mut self, i: usize) {
+        let run = match self.svcs[i].m.child {
+            Child::Run(p) => Some(p),
+            _ => None,
+        };
+        let others = self.sd_others(i);
+        let now = self.now().mono_ms;
+        let Some(r) = &mut self.svcs[i].sd else {
+            return;
+        };
+        let out = r.read(run, &others, now);
+        self.sd_outputs(i, out);
+    }
+
+    fn sd_timer(&mut self, i: usize) {
+        let now = self.now().mono_ms;
+        let Some(r) = &mut self.svcs[i].sd else {
+            return;
+        };
+        let out = r.n.step(crate::sdnotify::Input::Timer, now);
+        self.sd_outputs(i, out);
+    }
+
+    fn sd_outputs(&mut self, i: usize, out: Vec<crate::sdnotify::Output>) {
+        use crate::sdnotify::Output;
+        for o in out {
+            match o {
+                Output::Ready => {
+                    self.feed(i, Event::Ready);
+                    self.health_feed(i, health::Input::Ready);
+                }
+                Output::WatchdogRestart(msg) => {
+                    self.svcs[i].dir.warn(&msg);
+                    if let Child::Run(pid) = self.svcs[i].m.child {
+                        let sig = crate::machine::Files::down_signal(&mut self.svcs[i].dir);
+                        self.sd_signal_main(i, pid, sig);
+                        // SAFETY: signalling our own (not yet reaped) run child.
+                        unsafe {
+                            libc::kill(pid, sig);
+                            libc::kill(pid, libc::SIGCONT);
+                        }
+                    }
+                }
+                Output::Changed => self.write_ext(i),
+                Output::Warn(msg) => self.svcs[i].dir.warn(&msg),
+            }
+        }
+    }
+
+    /// `run` (pid) of service `i` was reaped. Returns true when its `MAINPID=` lives on as
+    /// our child and has become the service's process (the death is then not the service's).
+    fn sd_run_died(&mut self, i: usize, pid: i32) -> bool {
+        if self.svcs[i].sd.is_none() {
+            return false;
+        }
+        self.read_sd(i);
+        let now = self.now().mono_ms;
+        let me = std::process::id() as i32;
+        let main = self.svcs[i].sd.as_ref().and_then(|r| r.n.main_pid);
+        if let Some(main) = main.filter(|&m| m != pid) {
+            if crate::sdnotify::socket::parent_of(main) == Some(me) {
+                let actions = self.svcs[i].m.follow_main(main);
+                for a in actions {
+                    self.act(i, a);
+                }
+                self.write_ext(i);
+                return true;
+            }
+        }
+        let Some(r) = &mut self.svcs[i].sd else {
+            return false;
+        };
+        let out = r.n.step(crate::sdnotify::Input::RunStopped, now);
+        self.sd_outputs(i, out);
+        false
+    }
+
+    /// A signal for `run` (pid) also goes to the main process it named, when that differs.
+    fn sd_signal_main(&self, i: usize, pid: i32, sig: i32) {
+        let Some(r) = &self.svcs[i].sd else { return };
+        if let Some(main) = r.n.main_pid.filter(|&m| m != pid) {
+            // SAFETY: signalling a process checked to be of this service when it was named.
+            unsafe { libc::kill(main, sig) };
+        }
+    }
 }

@@ -424,6 +424,19 @@ pub fn ext_items(
     if let Some(left) = throttle_left(v, ext, supervised, now_ms) {
         items.push(format!("throttled, next try in {}s", left.div_ceil(1000)));
     }
+    // sd_notify: what the service says about itself while up (the status text last, as it
+    // may hold commas).
+    if v.up {
+        if !ext.sd_phase.is_empty() {
+            items.push(ext.sd_phase.clone());
+        }
+        if ext.main_pid != 0 {
+            items.push(format!("main pid {}", ext.main_pid));
+        }
+        if !ext.sd_status.is_empty() {
+            items.push(format!("status: {}", ext.sd_status));
+        }
+    }
     if table {
         return items;
     }
@@ -438,6 +451,26 @@ pub fn ext_items(
         items.push(h);
     }
     items
+}
+
+/// The `sd_notify` member of the JSON object: null unless the service sent a status, a
+/// phase or a main pid.
+fn sd_json(o: &mut String, e: &ExtState) {
+    if e.sd_status.is_empty() && e.sd_phase.is_empty() && e.main_pid == 0 {
+        o.push_str(",\"sd_notify\":null");
+        return;
+    }
+    o.push_str(",\"sd_notify\":{\"status\":");
+    json_str(o, &e.sd_status);
+    o.push_str(",\"phase\":");
+    json_str(o, &e.sd_phase);
+    o.push_str(",\"main_pid\":");
+    if e.main_pid != 0 {
+        o.push_str(&e.main_pid.to_string());
+    } else {
+        o.push_str("null");
+    }
+    o.push('}');
 }
 
 /// rsvstat's human line: s6-svstat's line, then what rsv-state adds.
@@ -586,7 +619,7 @@ impl Info {
         let _ = write!(o, ",\"logger\":{}", self.logger);
         match &self.ext {
             None => o.push_str(
-                ",\"rsv_state\":false,\"restarts\":null,\"exits\":null,\"throttling\":null,\"gave_up\":null,\"essential\":null,\"final_exit\":null,\"health\":null",
+                ",\"rsv_state\":false,\"restarts\":null,\"exits\":null,\"throttling\":null,\"gave_up\":null,\"essential\":null,\"final_exit\":null,\"health\":null,\"sd_notify\":null",
             ),
             Some(e) => {
                 let _ = write!(o, ",\"rsv_state\":true,\"restarts\":{},\"exits\":[", e.restarts);
@@ -647,6 +680,7 @@ impl Info {
                     o.push_str("null");
                 }
                 o.push('}');
+                sd_json(&mut o, e);
             }
         }
         self.res.json(&mut o);

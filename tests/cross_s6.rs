@@ -511,6 +511,7 @@ fn json_and_table_on_a_scan_dir() {
             "essential",
             "final_exit",
             "health",
+            "sd_notify",
             "resources",
             "type",
             "dependencies",

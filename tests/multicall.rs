@@ -47,6 +47,7 @@ fn install_creates_every_name_and_is_idempotent() {
         Path::new("rsv")
     );
     assert!(!t.path().join("bin/sv").exists());
+    assert!(!t.path().join("bin/systemctl").exists());
 
     // With the drop-in names, twice (the second run changes nothing).
     for _ in 0..2 {
@@ -56,6 +57,7 @@ fn install_creates_every_name_and_is_idempotent() {
                 "--runit",
                 "--s6",
                 "--s6-overlay",
+                "--systemd",
                 t.path().join("bin").to_str().unwrap(),
             ]),
             T,
@@ -256,4 +258,27 @@ fn runs_alone_in_an_empty_root() {
         "{}",
         fs::read_to_string(&errf).unwrap_or_default()
     );
+}
+
+#[test]
+fn init_is_s6_overlays_except_as_sbin_init() {
+    use std::os::unix::process::CommandExt;
+    // Started as /sbin/init: rsvscan (the systemd personality), so a bad option is rsvscan's
+    // usage error; as /init: s6-overlay's init, which takes its arguments as CMD.
+    let (code, _, err) = run(
+        Command::new(bin("rsv")).arg0("/sbin/init").arg("--bogus"),
+        Duration::from_secs(10),
+    );
+    assert_eq!(code, 100, "{err}");
+    assert!(err.starts_with("init: usage: rsvscan "), "{err}");
+    let root = TempDir::new("init-overlay");
+    let (code, _, err) = run(
+        Command::new(bin("rsv"))
+            .arg0("/init")
+            .arg("--bogus")
+            .env("RSV_OVERLAY_ROOT", root.path()),
+        Duration::from_secs(20),
+    );
+    assert_eq!(code, 127, "{err}");
+    assert!(err.contains("unable to run --bogus"), "{err}");
 }

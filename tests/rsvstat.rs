@@ -145,7 +145,7 @@ fn runit_status_is_read() {
     )), "{out}");
     assert!(
         out.contains(
-            "\"want\":\"up\",\"paused\":false,\"normally_up\":true,\"last_exit\":null,\"logger\":false,\"rsv_state\":false,\"restarts\":null,\"exits\":null,\"throttling\":null,\"gave_up\":null,\"essential\":null,\"final_exit\":null,\"health\":null,\"resources\":{\"processes\":1,"
+            "\"want\":\"up\",\"paused\":false,\"normally_up\":true,\"last_exit\":null,\"logger\":false,\"rsv_state\":false,\"restarts\":null,\"exits\":null,\"throttling\":null,\"gave_up\":null,\"essential\":null,\"final_exit\":null,\"health\":null,\"sd_notify\":null,\"resources\":{\"processes\":1,"
         ) && out.ends_with(
             "\"leftovers\":[]},\"type\":\"longrun\",\"dependencies\":[],\"waiting_for\":[],\"graph_state\":null,\"timed_out\":false}\n"
         ),

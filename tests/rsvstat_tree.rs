@@ -626,6 +626,7 @@ fn json_of_a_tree_follows_the_schema() {
         "essential",
         "final_exit",
         "health",
+        "sd_notify",
     ] {
         assert_eq!(pl.get(k), &J::Null, "{k}");
     }

@@ -20,6 +20,8 @@ mod rsvscanctl;
 mod rsvstat;
 #[path = "rsvtai64nlocal.rs"]
 mod rsvtai64nlocal;
+#[path = "systemctl.rs"]
+mod systemctl;
 
 use rsv::multicall::{self, Applet};
 
@@ -39,6 +41,11 @@ fn main() {
         Some(Applet::Rsvexec) => rsvexec::main(),
         Some(Applet::RsvImport) => rsv_import::main(),
         Some(Applet::S6Rc) => std::process::exit(rsv::rc::main(&rsv::diag::args_utf8("s6-rc"))),
+        // `/sbin/init` is a systemd image's init (rsvscan --systemd); `/init` and any other
+        // `init` is s6-overlay's.
+        Some(Applet::OverlayInit) if args[0] == "/sbin/init" || args[0] == "/usr/sbin/init" => {
+            rsvscan::main()
+        }
         Some(Applet::OverlayInit) => std::process::exit(rsv::overlay::init_main(&args)),
         Some(Applet::WithContenv) => {
             std::process::exit(rsv::overlay::env::with_contenv_main(&args))
@@ -47,6 +54,7 @@ fn main() {
             std::process::exit(rsv::overlay::env::printcontenv_main(&args))
         }
         Some(Applet::OverlayStep) => std::process::exit(rsv::overlay::steps::main(&args)),
+        Some(Applet::Systemctl) => systemctl::main(),
         None => std::process::exit(multicall::dispatch_self(&args)),
     }
 }

@@ -8,7 +8,7 @@ use rsv::diag;
 use rsv::machine::Mode;
 use rsv::scan::{Options, run};
 
-const USAGE: &str = "rsvscan --overlay [ -- prog [ args... ] ] | rsvscan [ --compat s6|runit ] [ --supervisor path ] [ -c max ] [ -t rescan_ms ] [ -T bound_ms ] [ -d notif ] [ -P ] [ --prefix ] [ --init prog ]... [ --up name ]... [ --wait-ready ms ] [ scandir [ log ] ] [ -- prog [ args... ] ]";
+const USAGE: &str = "rsvscan --overlay [ -- prog [ args... ] ] | rsvscan [ --systemd ] [ --compat s6|runit ] [ --supervisor path ] [ -c max ] [ -t rescan_ms ] [ -T bound_ms ] [ -d notif ] [ -P ] [ --prefix ] [ --init prog ]... [ --up name ]... [ --wait-ready ms ] [ scandir [ log ] ] [ -- prog [ args... ] ]";
 
 fn num(prog: &str, v: Option<String>) -> u64 {
     v.and_then(|s| s.parse().ok())
@@ -73,6 +73,9 @@ pub(crate) fn main() {
         std::process::exit(rsv::overlay::run(&prog, cmd));
     }
     let mut o = Options::new(&prog, Mode::S6, ".");
+    // Started as systemd (or as /sbin/init): the systemd personality.
+    let arg0 = std::env::args_os().next().unwrap_or_default();
+    let mut systemd = prog == "systemd" || arg0 == "/sbin/init" || arg0 == "/usr/sbin/init";
     let mut it = std::env::args_os().skip(1);
     let mut rest: Vec<String> = Vec::new();
     let mut cmd: Option<Vec<OsString>> = None;
@@ -110,6 +113,7 @@ pub(crate) fn main() {
                 o.notif_fd = Some(fd as i32);
             }
             "-P" => o.setsid = true,
+            "--systemd" => systemd = true,
             "--prefix" => o.prefix = true,
             "--up" => match next(&mut it) {
                 Some(n) if !n.is_empty() && !n.contains('/') => o.up.push(n),
@@ -160,5 +164,35 @@ pub(crate) fn main() {
         diag::usage(&prog, USAGE);
     }
     o.main_cmd = cmd;
+    if systemd {
+        systemd_boot(&prog, &mut o, rest.is_empty());
+    }
     std::process::exit(run(o));
+}
+
+/// `--systemd`: the scan dir defaults to systemctl's; the units enabled for boot are imported
+/// into it (and their oneshots run) before the scanner starts.
+fn systemd_boot(prog: &str, o: &mut Options, no_dir: bool) {
+    use rsv::systemctl::{boot, units};
+    let env = units::Env::new(None);
+    if no_dir {
+        o.dir = env.scandir.display().to_string();
+    }
+    let env = units::Env {
+        scandir: std::path::absolute(&o.dir).unwrap_or_else(|_| o.dir.clone().into()),
+        ..env
+    };
+    if let Err(e) = std::fs::create_dir_all(&env.scandir) {
+        diag::fatal(
+            prog,
+            diag::EXIT_SYS,
+            &format!("unable to create {}: {e}", env.scandir.display()),
+        );
+    }
+    // SAFETY: still single-threaded (no thread has been started), so nothing reads the
+    // environment concurrently; services and systemctl run from them find the scan dir.
+    unsafe { std::env::set_var(units::SCANDIR_VAR, &env.scandir) };
+    for w in boot::prepare(&env) {
+        eprintln!("{prog}: warning: {w}");
+    }
 }

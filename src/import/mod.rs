@@ -1,7 +1,8 @@
-//! rsv-import: turns a supervisord.conf or a Procfile into service directories.
+//! rsv-import: turns a supervisord.conf, a Procfile or systemd units into service
+//! directories.
 //!
-//! `rsv-import [-f] supervisord FILE OUTDIR` and `rsv-import [-f] [-p PORT] procfile FILE
-//! OUTDIR`. Each program becomes `OUTDIR/NAME/` with `run` (a /bin/sh script that ends in
+//! `rsv-import [-f] supervisord FILE OUTDIR`, `rsv-import [-f] [-p PORT] procfile FILE
+//! OUTDIR` and `rsv-import [-f] systemd UNIT... OUTDIR`. Each program becomes `OUTDIR/NAME/` with `run` (a /bin/sh script that ends in
 //! `exec`), and as needed `finish`, `down`, `log/run`, `env/` and the rsv files
 //! `backoff-reset`, `give-up`, `down-signal`, `timeout-kill`, and `dependencies.d/` for
 //! supervisord's start order (`priority`). Every setting that has no
@@ -12,6 +13,7 @@ pub mod ini;
 pub mod priority;
 pub mod procfile;
 pub mod supervisord;
+pub mod systemd;
 
 use std::fs;
 use std::io::Write;
@@ -23,7 +25,7 @@ use crate::diag::{EXIT_SYS, EXIT_USAGE};
 /// Exit code when a program could not be imported (the others were).
 pub const EXIT_PARTIAL: i32 = 1;
 
-const USAGE: &str = "rsv-import [ -f ] supervisord file outdir | rsv-import [ -f ] [ -p baseport ] procfile file outdir";
+const USAGE: &str = "rsv-import [ -f ] supervisord file outdir | rsv-import [ -f ] [ -p baseport ] procfile file outdir | rsv-import [ -f ] systemd unit... outdir";
 
 /// One service directory to write.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -37,6 +39,8 @@ pub struct Service {
     pub env: Vec<(String, String)>,
     /// Other files (`backoff-reset`, `give-up`, `down-signal`, `timeout-kill`): name and content.
     pub files: Vec<(String, String)>,
+    /// Other executable scripts (a oneshot's `start`/`stop`, `reload`): name and content.
+    pub execs: Vec<(String, String)>,
     /// `dependencies.d/` entries: the services that must be up before this one starts.
     pub deps: Vec<String>,
 }
@@ -60,6 +64,14 @@ const MANAGED: &[&str] = &[
     "give-up",
     "down-signal",
     "timeout-kill",
+    "timeout-finish",
+    "notify-socket",
+    "watchdog-usec",
+    "type",
+    "up",
+    "start",
+    "stop",
+    "reload",
 ];
 
 fn write_exec(path: &Path, text: &str) -> std::io::Result<()> {
@@ -80,7 +92,12 @@ pub fn write_service(outdir: &Path, s: &Service) -> Result<(), String> {
             let _ = fs::remove_dir_all(dir.join(sub));
         }
     }
-    write_exec(&dir.join("run"), &s.run).map_err(|e| err(&dir.join("run"), e))?;
+    if !s.run.is_empty() {
+        write_exec(&dir.join("run"), &s.run).map_err(|e| err(&dir.join("run"), e))?;
+    }
+    for (name, text) in &s.execs {
+        write_exec(&dir.join(name), text).map_err(|e| err(&dir.join(name), e))?;
+    }
     if let Some(f) = &s.finish {
         write_exec(&dir.join("finish"), f).map_err(|e| err(&dir.join("finish"), e))?;
     }
@@ -145,6 +162,16 @@ pub fn main(prog: &str, args: &[String]) -> i32 {
         i += 1;
     }
     let rest = &args[i..];
+    if rest.first().map(String::as_str) == Some("systemd") {
+        if rest.len() < 3 {
+            return usage(prog);
+        }
+        let outdir = Path::new(&rest[rest.len() - 1]);
+        return match systemd_outcome(prog, &rest[1..rest.len() - 1], outdir) {
+            Ok(o) => write_outcome(prog, &o, outdir, force),
+            Err(code) => code,
+        };
+    }
     if rest.len() != 3 {
         return usage(prog);
     }
@@ -180,6 +207,39 @@ pub fn main(prog: &str, args: &[String]) -> i32 {
         "procfile" => procfile::import(&text, port),
         _ => return usage(prog),
     };
+    write_outcome(prog, &outcome, outdir, force)
+}
+
+/// Reads the units named on the command line and translates them.
+fn systemd_outcome(prog: &str, units: &[String], outdir: &Path) -> Result<Outcome, i32> {
+    let mut loaded = Vec::new();
+    for u in units {
+        match systemd::load::load_path(Path::new(u), &[]) {
+            Ok(x) => loaded.push(x),
+            Err(e) => {
+                eprintln!("{prog}: fatal: {e}");
+                return Err(EXIT_SYS);
+            }
+        }
+    }
+    let mut known: std::collections::BTreeSet<String> = loaded
+        .iter()
+        .map(|u| systemd::service_name(&u.name))
+        .collect();
+    if let Ok(rd) = fs::read_dir(outdir) {
+        for e in rd.flatten() {
+            if e.path().is_dir() {
+                known.insert(e.file_name().to_string_lossy().into_owned());
+            }
+        }
+    }
+    let abs = std::path::absolute(outdir).unwrap_or_else(|_| outdir.to_path_buf());
+    Ok(systemd::import(&loaded, &known, &abs))
+}
+
+/// Writes what an import produced (after refusing existing directories without -f) and
+/// reports on stderr; returns the exit code.
+pub fn write_outcome(prog: &str, outcome: &Outcome, outdir: &Path, force: bool) -> i32 {
     let mut err = std::io::stderr().lock();
     // Refuse before writing anything.
     if !force {

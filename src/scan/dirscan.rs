@@ -56,7 +56,8 @@ impl Scanner {
         let mut names: Vec<String> = rd
             .flatten()
             .filter_map(|e| e.file_name().into_string().ok())
-            .filter(|n| !n.starts_with('.'))
+            // `NAME@` is a template (rsvc -u NAME@INST makes its instances), not a service.
+            .filter(|n| !(n.starts_with('.') || n.len() > 1 && n.ends_with('@')))
             .collect();
         names.sort();
         let mut fresh = HashMap::new();

@@ -302,7 +302,7 @@ pub fn json(info: &Info, s: Option<&SvcRec>, base: String, now_ms: u64) -> Strin
         }
         _ => o.push_str("null"),
     }
-    o.push_str(",\"logger\":false,\"rsv_state\":false,\"restarts\":null,\"exits\":null,\"throttling\":null,\"gave_up\":null,\"essential\":null,\"final_exit\":null,\"health\":null");
+    o.push_str(",\"logger\":false,\"rsv_state\":false,\"restarts\":null,\"exits\":null,\"throttling\":null,\"gave_up\":null,\"essential\":null,\"final_exit\":null,\"health\":null,\"sd_notify\":null");
     info.res.json(&mut o);
     let _ = write!(o, "{}}}", json_fields(Some(s)));
     o
