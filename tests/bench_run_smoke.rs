@@ -106,9 +106,13 @@ fn quick_run_has_every_workload_row() {
     let leftovers: Vec<_> = std::fs::read_dir(&work).unwrap().collect();
     assert!(leftovers.is_empty(), "temp files left: {leftovers:?}");
 
+    // The main table: from its header to the first line that is not a table row (the floor's
+    // table and other notes follow it).
     let rows: Vec<Vec<String>> = out
         .lines()
-        .filter(|l| l.starts_with("| ") && !l.starts_with("| #"))
+        .skip_while(|l| !l.starts_with("| # |"))
+        .skip(2)
+        .take_while(|l| l.starts_with("| "))
         .map(|l| {
             l.trim_matches('|')
                 .split(" | ")

@@ -341,8 +341,12 @@ pub fn run(mut opts: Options) -> i32 {
         }
     }
 
-    let (sig_r, sig_w) = UnixStream::pair()
-        .unwrap_or_else(|e| fatal(&prog, &format!("unable to create a socket pair: {e}")));
+    let (sig_r, sig_w) = UnixStream::pair().unwrap_or_else(|e| {
+        fatal(
+            &prog,
+            &format!("unable to create a socket pair: {}", errtext(&e)),
+        )
+    });
     let _ = sig_r.set_nonblocking(true);
     let _ = sig_w.set_nonblocking(true);
     let mut flags = Vec::new();
@@ -350,7 +354,7 @@ pub fn run(mut opts: Options) -> i32 {
         let flag = Arc::new(AtomicBool::new(false));
         let w = match sig_w.try_clone() {
             Ok(w) => w,
-            Err(e) => fatal(&prog, &format!("unable to set up signals: {e}")),
+            Err(e) => fatal(&prog, &format!("unable to set up signals: {}", errtext(&e))),
         };
         if signal_hook::flag::register(sig, flag.clone())
             .and_then(|_| signal_hook::low_level::pipe::register(sig, w))
@@ -361,8 +365,8 @@ pub fn run(mut opts: Options) -> i32 {
         flags.push((sig, flag));
     }
 
-    let inotify =
-        Inotify::init().unwrap_or_else(|e| fatal(&prog, &format!("unable to init inotify: {e}")));
+    let inotify = Inotify::init()
+        .unwrap_or_else(|e| fatal(&prog, &format!("unable to init inotify: {}", errtext(&e))));
     if let Err(e) = inotify.watches().add(
         ".",
         WatchMask::CREATE
@@ -373,7 +377,7 @@ pub fn run(mut opts: Options) -> i32 {
             | WatchMask::DELETE_SELF
             | WatchMask::MOVE_SELF,
     ) {
-        fatal(&prog, &format!("unable to watch {shown}: {e}"));
+        fatal(&prog, &format!("unable to watch {shown}: {}", errtext(&e)));
     }
 
     // runsvdir's LOG: our fd 2 (inherited by every supervisor and service) becomes a pipe
