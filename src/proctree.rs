@@ -16,6 +16,19 @@ pub struct Proc {
     pub zombie: bool,
 }
 
+impl Proc {
+    /// A live process that has used no CPU time (for tests of the tree logic).
+    pub fn idle(pid: i32, ppid: i32, pgid: i32) -> Proc {
+        Proc {
+            pid,
+            ppid,
+            pgid,
+            ticks: 0,
+            zombie: false,
+        }
+    }
+}
+
 /// Parses the text of `/proc/PID/stat`.
 pub fn parse_stat(pid: i32, text: &str) -> Option<Proc> {
     let rest = &text[text.rfind(')')? + 1..];
@@ -147,13 +160,7 @@ mod tests {
     use super::*;
 
     fn p(pid: i32, ppid: i32, pgid: i32) -> Proc {
-        Proc {
-            pid,
-            ppid,
-            pgid,
-            ticks: 0,
-            zombie: false,
-        }
+        Proc::idle(pid, ppid, pgid)
     }
 
     #[test]

@@ -8,7 +8,7 @@ mod scan;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use common::*;
@@ -23,28 +23,8 @@ fn import(args: &[&Path]) -> (i32, String, String) {
     )
 }
 
-/// rsvscan on `scan` as PID 1 of new pid (and, with `net`, network) namespaces, with our
-/// binaries first on PATH.
 fn start(scan: &Path, err: &Path, net: bool) -> Ns {
-    let bindir = bin("rsvscan").parent().unwrap().to_path_buf();
-    let mut cmd = Command::new("unshare");
-    cmd.args(["--pid", "--fork", "--mount-proc", "--kill-child"]);
-    if net {
-        cmd.arg("--net");
-    }
-    cmd.arg("/usr/bin/env")
-        .arg(format!(
-            "PATH={}:{}",
-            bindir.display(),
-            std::env::var("PATH").unwrap_or_default()
-        ))
-        .arg(bin("rsvscan"))
-        .arg("--supervisor")
-        .arg(bin("rsupervise"))
-        .arg(scan)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null());
-    spawn_ns(cmd, scan, err)
+    start_ns_with_bins(scan, err, net)
 }
 
 fn ext(sd: &Path) -> Option<rsv::extstate::ExtState> {
@@ -150,11 +130,7 @@ fn made_up_units_import_and_run() {
 
     // rsvscan's dependency engine runs the oneshot (once), then the instance that needs it.
     let mut ns = start(&scan_dir, &t.path().join("err"), false);
-    let out = wait_for(LIMIT, "simple.out", || {
-        fs::read_to_string(work.join("simple.out"))
-            .ok()
-            .filter(|s| s.ends_with('\n'))
-    });
+    let out = whole_line(&work.join("simple.out"), LIMIT);
     assert_eq!(out, "dropin|a b|unset|simple.service|0077\n");
     assert_eq!(fs::read_to_string(work.join("pre")).unwrap(), "pre\n");
     // Type=notify: ready through the real systemd-notify.
@@ -173,11 +149,7 @@ fn made_up_units_import_and_run() {
     // Its parent is the service's supervisor (a subreaper), not the scanner.
     assert!(cmdline(ppid(daemon).unwrap()).contains("rsupervise"));
     // The template instance knows its instance both ways.
-    let inst = wait_for(LIMIT, "inst-7", || {
-        fs::read_to_string(work.join("inst-7"))
-            .ok()
-            .filter(|s| s.ends_with('\n'))
-    });
+    let inst = whole_line(&work.join("inst-7"), LIMIT);
     assert_eq!(inst, "7:7\n");
     assert_eq!(fs::read_to_string(work.join("once")).unwrap(), "once\n");
     // Stopping the forking service stops the daemon (KillSignal=SIGHUP), which stays down.

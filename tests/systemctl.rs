@@ -64,9 +64,7 @@ fn unit(root: &Path, name: &str, text: &str) {
 }
 
 fn line(p: &Path) -> String {
-    wait_for(LIMIT, &format!("{}", p.display()), || {
-        fs::read_to_string(p).ok().filter(|s| s.ends_with('\n'))
-    })
+    whole_line(p, LIMIT)
 }
 
 #[test]

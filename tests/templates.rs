@@ -8,7 +8,7 @@ mod scan;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use common::*;
@@ -20,35 +20,12 @@ fn rsvc(args: &[&str], sd: &Path) -> (i32, String, String) {
     run(Command::new(bin("rsvc")).args(args).arg(sd), LIMIT)
 }
 
-/// rsvscan on `scan` in a pid namespace, with our binaries first on PATH (for the scripts).
 fn start(scan_dir: &Path, err: &Path) -> Ns {
-    let bindir = bin("rsvscan").parent().unwrap().to_path_buf();
-    let mut cmd = Command::new("unshare");
-    cmd.args([
-        "--pid",
-        "--fork",
-        "--mount-proc",
-        "--kill-child",
-        "/usr/bin/env",
-    ])
-    .arg(format!(
-        "PATH={}:{}",
-        bindir.display(),
-        std::env::var("PATH").unwrap_or_default()
-    ))
-    .arg(bin("rsvscan"))
-    .arg("--supervisor")
-    .arg(bin("rsupervise"))
-    .arg(scan_dir)
-    .stdin(Stdio::null())
-    .stdout(Stdio::null());
-    spawn_ns(cmd, scan_dir, err)
+    start_ns_with_bins(scan_dir, err, false)
 }
 
 fn line(p: &Path) -> String {
-    wait_for(LIMIT, &format!("{}", p.display()), || {
-        fs::read_to_string(p).ok().filter(|s| s.ends_with('\n'))
-    })
+    whole_line(p, LIMIT)
 }
 
 #[test]

@@ -156,13 +156,7 @@ mod tests {
     use super::*;
 
     fn p(pid: i32, ppid: i32, pgid: i32) -> Proc {
-        Proc {
-            pid,
-            ppid,
-            pgid,
-            ticks: 0,
-            zombie: false,
-        }
+        Proc::idle(pid, ppid, pgid)
     }
 
     #[test]

@@ -44,6 +44,14 @@ pub fn script(path: &Path, body: &str) {
     fs::set_permissions(path, fs::Permissions::from_mode(0o755)).unwrap();
 }
 
+/// The content of `p` once it is there and ends with a newline (a script may be caught between
+/// creating the file and writing its line).
+pub fn whole_line(p: &Path, limit: Duration) -> String {
+    wait_for(limit, &p.display().to_string(), || {
+        fs::read_to_string(p).ok().filter(|s| s.ends_with('\n'))
+    })
+}
+
 /// Polls `f` every 10 ms until it returns `Some`, or panics with `what` after `limit`.
 pub fn wait_for<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     let end = Instant::now() + limit;

@@ -98,6 +98,31 @@ pub fn ns_rsvscan(dir: &Path, args: &[&str]) -> Command {
     cmd
 }
 
+/// `unshare --pid [--net] ... env PATH=OURBINS:$PATH rsvscan --supervisor RSUPERVISE DIR`:
+/// rsvscan as PID 1 with our programs first on PATH (for the scripts of the services), started
+/// and listening.
+pub fn start_ns_with_bins(dir: &Path, err: &Path, net: bool) -> Ns {
+    let bindir = bin("rsvscan").parent().unwrap().to_path_buf();
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--pid", "--fork", "--mount-proc", "--kill-child"]);
+    if net {
+        cmd.arg("--net");
+    }
+    cmd.arg("/usr/bin/env")
+        .arg(format!(
+            "PATH={}:{}",
+            bindir.display(),
+            std::env::var("PATH").unwrap_or_default()
+        ))
+        .arg(bin("rsvscan"))
+        .arg("--supervisor")
+        .arg(bin("rsupervise"))
+        .arg(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    spawn_ns(cmd, dir, err)
+}
+
 /// Spawns a prepared `unshare ...` command (stderr goes to `err`), finds its PID 1 and waits
 /// until the scanner of `dir` listens.
 pub fn spawn_ns(mut cmd: Command, dir: &Path, err: &Path) -> Ns {
