@@ -3,6 +3,8 @@
 //! Outcomes are documented in docs/reliability.md.
 
 mod common;
+#[path = "common/scan.rs"]
+mod scan;
 mod supervisor;
 
 use std::fs;
@@ -92,52 +94,103 @@ fn garbage_settings_reported_once_each() {
     sup.stop();
 }
 
-/// Supervisors flooded at once, each fed random bytes (a million in total) on its control
-/// FIFO: every supervisor survives (no panic), stays in control of exactly one copy of its
-/// service, and obeys the next command. The byte `x` (exit, a valid command) is left out so
-/// that each supervisor is still there to be checked.
+/// The supervisors of the service `name` in the namespace (host pids, not zombies).
+fn supervisors_of(ns: &scan::Ns, name: &str) -> Vec<i32> {
+    let tail = format!(" -- {name}");
+    ns.procs()
+        .into_iter()
+        .filter(|&p| {
+            let c = cmdline(p);
+            c.contains("rsupervise") && c.ends_with(&tail) && common::alive(p)
+        })
+        .collect()
+}
+
+/// Is a supervisor reading `sd`'s control FIFO?
+fn listening(sd: &Path) -> bool {
+    fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(sd.join("supervise/control"))
+        .is_ok()
+}
+
+/// The pid (in the namespace) of `sd`'s service when its status says up, else 0.
+fn ns_up_pid(sd: &Path) -> i32 {
+    match rsv::status::read_status(&sd.join("supervise")) {
+        Ok(rsv::status::AnyStatus::S6(s)) if s.is_up() => s.pid as i32,
+        _ => 0,
+    }
+}
+
+/// 10^6 random bytes (every byte value, `x` included) into the control FIFO of each of 50
+/// supervisors at once, under rsvscan (PID 1 of a pid namespace), so that a supervisor told
+/// to exit is started again: nothing panics, and afterwards every service has exactly one
+/// supervisor and one copy, and obeys -u and -d.
 #[test]
 fn random_bytes_on_control_fifos() {
     const SUPS: usize = 50;
-    const BYTES: usize = 1_000_000 / SUPS;
+    const BYTES: usize = 1_000_000;
+    if !scan::unshare_ok() {
+        return;
+    }
     let t = TempDir::new("inj-fifo");
-    let mut sups = Vec::new();
+    let dir = t.path().join("scan");
     for i in 0..SUPS {
-        let sd = t.path().join(format!("s{i}"));
-        script(&sd.join("run"), "#!/bin/sh\nexec sleep 1000\n");
-        sups.push(Sup::start("s6", t.path(), &format!("s{i}")));
+        script(
+            &dir.join(format!("s{i}/run")),
+            "#!/bin/sh\nexec sleep 1000\n",
+        );
     }
-    for s in &sups {
-        wait_up(&s.sd(), None);
+    let mut ns = scan::start_ns(&dir, &[], &t.path().join("err"));
+    for i in 0..SUPS {
+        let sd = dir.join(format!("s{i}"));
+        wait_for(T, "service up", || (ns_up_pid(&sd) != 0).then_some(()));
     }
-    let mut seed = 0x2545_f491_4f6c_dd1d_u64 ^ std::process::id() as u64;
+    let seed0 = 0x2545_f491_4f6c_dd1d_u64 ^ std::process::id() as u64;
+    eprintln!("seed {seed0:#x}");
     let start = Instant::now();
-    let writers: Vec<_> = sups
-        .iter()
-        .map(|s| {
-            let mut junk = Vec::with_capacity(BYTES);
+    let writers: Vec<_> = (0..SUPS)
+        .map(|i| {
+            let mut seed = seed0 ^ ((i as u64 + 1) << 32);
+            let mut junk = Vec::with_capacity(BYTES + 8);
             while junk.len() < BYTES {
                 seed ^= seed << 13;
                 seed ^= seed >> 7;
                 seed ^= seed << 17;
-                junk.extend(seed.to_le_bytes().into_iter().filter(|&b| b != b'x'));
+                junk.extend(seed.to_le_bytes());
             }
             junk.truncate(BYTES);
-            let fifo = s.sd().join("supervise/control");
+            let fifo = dir.join(format!("s{i}/supervise/control"));
             std::thread::spawn(move || {
-                let mut f = fs::OpenOptions::new()
-                    .write(true)
-                    .custom_flags(libc::O_NONBLOCK)
-                    .open(fifo)
-                    .unwrap();
+                // A supervisor that obeyed an `x` is gone until rsvscan starts the next one:
+                // open again (ENXIO meanwhile), go on where the write failed (EPIPE).
+                let end = Instant::now() + Duration::from_secs(120);
+                let mut f = None;
                 let mut off = 0;
                 while off < junk.len() {
-                    match f.write(&junk[off..]) {
+                    assert!(Instant::now() < end, "s{i}: {off} bytes written in 120 s");
+                    let w = match &mut f {
+                        Some(w) => w,
+                        None => match fs::OpenOptions::new()
+                            .write(true)
+                            .custom_flags(libc::O_NONBLOCK)
+                            .open(&fifo)
+                        {
+                            Ok(w) => f.insert(w),
+                            Err(_) => {
+                                std::thread::sleep(Duration::from_millis(2));
+                                continue;
+                            }
+                        },
+                    };
+                    match w.write(&junk[off..]) {
                         Ok(n) => off += n,
                         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                            std::thread::sleep(Duration::from_millis(2));
+                            std::thread::sleep(Duration::from_millis(1));
                         }
-                        Err(e) => panic!("write: {e}"),
+                        Err(e) if e.raw_os_error() == Some(libc::EPIPE) => f = None,
+                        Err(e) => panic!("s{i}: write: {e}"),
                     }
                 }
             })
@@ -146,23 +199,57 @@ fn random_bytes_on_control_fifos() {
     for w in writers {
         w.join().unwrap();
     }
-    eprintln!("{SUPS} FIFOs flooded in {:?}", start.elapsed());
-    // Every supervisor is alive and obeys: continue, up; exactly one copy of each service.
-    for s in &sups {
-        assert!(common::alive(s.g.pid()), "{} died: {}", s.name, s.err());
-        assert_eq!(rsvc(&s.parent, &["-cu", &s.name]).0, 0);
-    }
-    for s in &sups {
-        let sd = s.sd();
-        let pid = wait_up(&sd, None);
-        wait_for(T, "one copy running sleep", || {
-            (copies(&sd) == vec![pid]).then_some(())
+    eprintln!(
+        "{SUPS} FIFOs x {BYTES} bytes written in {:?}",
+        start.elapsed()
+    );
+    // A supervisor may still hold an `x` from the flood (it exits once its service is
+    // down): send every one "dx" and wait for it to be gone, so that the next one (started
+    // by rsvscan, fed nothing) is the one checked.
+    for i in 0..SUPS {
+        let name = format!("s{i}");
+        let sd = dir.join(&name);
+        let old = wait_for(T, "one supervisor listening", || {
+            let v = supervisors_of(&ns, &name);
+            (v.len() == 1 && listening(&sd)).then(|| v[0])
         });
-        assert!(!s.err().contains("panicked"), "{}", s.err());
+        if let Ok(mut f) = fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(sd.join("supervise/control"))
+        {
+            let _ = f.write_all(b"dx");
+        }
+        wait_for(T, "the flooded supervisor gone", || {
+            (!common::alive(old)).then_some(())
+        });
     }
-    for s in sups {
-        s.stop();
+    for i in 0..SUPS {
+        let name = format!("s{i}");
+        let sd = dir.join(&name);
+        wait_for(T, "a fresh supervisor listening", || {
+            (supervisors_of(&ns, &name).len() == 1 && listening(&sd)).then_some(())
+        });
+        let mut last = 0;
+        for (letter, up) in [("-u", true), ("-d", false), ("-u", true)] {
+            assert_eq!(rsvc(&dir, &[letter, &name]).0, 0, "{name} {letter}");
+            let pid = wait_for(T, "the state asked for", || {
+                let p = ns_up_pid(&sd);
+                let copies = copies(&sd).len();
+                match up {
+                    true => (p != 0 && p != last && copies == 1).then_some(p),
+                    false => (p == 0 && copies == 0).then_some(0),
+                }
+            });
+            if up {
+                last = pid;
+            }
+        }
+        assert_eq!(supervisors_of(&ns, &name).len(), 1, "{name}");
     }
+    let err = ns.stderr();
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(ns.stop(), Some(0), "{}", ns.stderr());
 }
 
 /// A supervisor stopped for 10 s: clients that wait time out cleanly (bounded, non-zero exit),

@@ -161,7 +161,7 @@ impl Sup {
                     let _ = self.run_control(i, letter);
                 }
             }
-            Action::WriteStatus => self.write_status(i),
+            Action::WriteStatus => self.status_changed(i),
             Action::DeathTally(d) => {
                 let s = &self.svcs[i];
                 let max = s.dir.max_death_tally();
@@ -190,9 +190,7 @@ impl Sup {
                     ));
                 }
             }
-            Action::Broadcast(letters) => {
-                crate::fifodir::broadcast(&self.svcs[i].dir.path("event"), letters)
-            }
+            Action::Broadcast(letters) => self.events(i, letters),
             Action::CreateDown => {
                 let d = &self.svcs[i].dir;
                 if let Err(e) = OpenOptions::new()
@@ -232,6 +230,7 @@ impl Sup {
             Action::CloseNotify => self.svcs[i].notify = None,
             Action::Warn(msg) => self.svcs[i].dir.warn(&msg),
             Action::Exit => {
+                self.burst_flush();
                 self.svcs[i].done = true;
                 if i == 0 && self.svcs.len() > 1 && !self.svcs[1].done {
                     // The service is gone: close our pipe ends so the logger sees EOF once

@@ -36,6 +36,7 @@ use crate::sdnotify::rt::Rt as SdRt;
 use crate::svdir::{SvDir, errtext};
 
 mod actions;
+mod burst;
 mod health_rt;
 mod leftover;
 mod monit_rt;
@@ -150,6 +151,8 @@ struct Sup {
     runwait: crate::runwait::RunWait,
     /// rsvscan's report pipe (a longrun of its dependency graph), else nothing.
     report: crate::report::Reporter,
+    /// Outputs held back while a burst of control bytes is carried out (see [`burst`]).
+    held: burst::Held,
 }
 
 /// What to start.
@@ -345,6 +348,7 @@ pub fn run(opts: Options) -> i32 {
         origin: Instant::now(),
         runwait: Default::default(),
         report,
+        held: Default::default(),
     };
 
     // A previous supervisor killed with SIGKILL may have left run (or finish) running:
@@ -470,11 +474,7 @@ pub fn run(opts: Options) -> i32 {
         }
         for i in 0..n {
             if ctl_ready[i] && !sup.svcs[i].done {
-                let mut buf = [0u8; 64];
-                let got: usize = (&sup.svcs[i].ctl).read(&mut buf).unwrap_or_default();
-                for &c in &buf[..got] {
-                    sup.feed(i, Event::Control(c));
-                }
+                sup.control_burst(i);
             }
             if notify_ready[i] {
                 sup.read_notify(i);
@@ -594,9 +594,6 @@ impl Sup {
             self.act(i, a);
         }
         self.monit_after(i, ev);
-        self.write_ext(i);
-        if i == 0 {
-            self.report.tell();
-        }
+        self.stepped(i);
     }
 }

@@ -33,6 +33,8 @@ impl Sup {
     /// Returns the pid once exec succeeded; on exec failure the child is reaped and the
     /// errno returned.
     pub(super) fn spawn(&mut self, i: usize, what: What) -> Result<i32, Errno> {
+        // The child may look at the status: what a burst held back is written first.
+        self.burst_flush();
         let mode = self.opts.mode;
         let s = &self.svcs[i];
         let is_log = s.m.is_log;
