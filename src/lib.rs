@@ -29,6 +29,7 @@ pub mod rundir;
 pub mod runwait;
 pub mod scan;
 pub mod sdnotify;
+pub mod selfpipe;
 pub mod sig;
 pub mod status;
 pub mod supervise;

@@ -50,6 +50,11 @@ impl Scanner {
                     self.warn(&msg);
                     self.problems.insert(".".into(), msg);
                 }
+                if super::fds::exhausted(&e) {
+                    // No descriptor to read it with: again in a second.
+                    let again = Instant::now() + Duration::from_secs(1);
+                    self.next_rescan = Some(self.next_rescan.map_or(again, |r| r.min(again)));
+                }
                 return;
             }
         };
@@ -142,6 +147,7 @@ impl Scanner {
                             started: Instant::now(),
                             restarted: false,
                             restart_at: None,
+                            refused: false,
                         },
                     );
                     self.start(id);

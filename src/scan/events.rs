@@ -27,7 +27,9 @@ impl Scanner {
             if let Some(r) = self.next_rescan {
                 if now >= r {
                     self.need_scan = true;
-                    self.next_rescan = Some(now + Duration::from_millis(self.opts.rescan_ms));
+                    // (Without -t, a rescan was only due after a scan that failed.)
+                    self.next_rescan = (self.opts.rescan_ms > 0)
+                        .then(|| now + Duration::from_millis(self.opts.rescan_ms));
                     continue;
                 }
             }

@@ -15,12 +15,10 @@
 use std::ffi::OsString;
 use std::fs;
 use std::io::{self, Read};
-use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
@@ -505,24 +503,15 @@ pub fn plain_init(opts: Options) -> i32 {
             libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
         }
     }
-    let (mut sig_r, sig_w) = UnixStream::pair()
-        .unwrap_or_else(|e| fatal(&format!("unable to create a socket pair: {e}")));
-    let _ = sig_r.set_nonblocking(true);
-    let _ = sig_w.set_nonblocking(true);
-    let mut flags = Vec::new();
-    for sig in CAUGHT {
-        let flag = Arc::new(AtomicBool::new(false));
-        let w = sig_w
-            .try_clone()
-            .unwrap_or_else(|e| fatal(&format!("unable to set up signals: {e}")));
-        if signal_hook::flag::register(sig, flag.clone())
-            .and_then(|_| signal_hook::low_level::pipe::register(sig, w))
-            .is_err()
-        {
-            fatal(&format!("unable to catch signal {sig}"));
-        }
-        flags.push((sig, flag));
-    }
+    let crate::selfpipe::Caught {
+        r: mut sig_r,
+        flags,
+    } = crate::selfpipe::catch(&CAUGHT).unwrap_or_else(|e| {
+        fatal(&format!(
+            "unable to set up signals: {}",
+            crate::svdir::errtext(&e)
+        ))
+    });
 
     let (cmd_pid, took_tty) = match spawn(&argv, None) {
         Ok(x) => x,

@@ -13,6 +13,7 @@
 mod ctl;
 mod dirscan;
 mod events;
+mod fds;
 mod graph;
 pub mod leftovers;
 pub mod logmux;
@@ -183,6 +184,8 @@ struct Svc {
     /// The running supervisor replaced one that had died.
     restarted: bool,
     restart_at: Option<Instant>,
+    /// A new service refused for want of descriptors (warned once; retried every second).
+    refused: bool,
 }
 
 struct Stopping {
@@ -341,29 +344,8 @@ pub fn run(mut opts: Options) -> i32 {
         }
     }
 
-    let (sig_r, sig_w) = UnixStream::pair().unwrap_or_else(|e| {
-        fatal(
-            &prog,
-            &format!("unable to create a socket pair: {}", errtext(&e)),
-        )
-    });
-    let _ = sig_r.set_nonblocking(true);
-    let _ = sig_w.set_nonblocking(true);
-    let mut flags = Vec::new();
-    for sig in CAUGHT {
-        let flag = Arc::new(AtomicBool::new(false));
-        let w = match sig_w.try_clone() {
-            Ok(w) => w,
-            Err(e) => fatal(&prog, &format!("unable to set up signals: {}", errtext(&e))),
-        };
-        if signal_hook::flag::register(sig, flag.clone())
-            .and_then(|_| signal_hook::low_level::pipe::register(sig, w))
-            .is_err()
-        {
-            fatal(&prog, &format!("unable to catch signal {sig}"));
-        }
-        flags.push((sig, flag));
-    }
+    let crate::selfpipe::Caught { r: sig_r, flags } = crate::selfpipe::catch(&CAUGHT)
+        .unwrap_or_else(|e| fatal(&prog, &format!("unable to set up signals: {}", errtext(&e))));
 
     let inotify = Inotify::init()
         .unwrap_or_else(|e| fatal(&prog, &format!("unable to init inotify: {}", errtext(&e))));

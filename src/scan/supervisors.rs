@@ -1,5 +1,6 @@
 //! Starting, restarting and signalling the supervisors (one `rsupervise` per service).
 
+use super::fds;
 use super::*;
 use crate::report::VAR as REPORT_VAR;
 
@@ -49,6 +50,14 @@ impl Scanner {
 
     pub(super) fn start(&mut self, id: Id) {
         let Some(s) = self.svcs.get(&id) else { return };
+        // A new service starts only with descriptors to spare for those already running.
+        if !s.restarted {
+            let pipes = self.mux.is_some() && !Path::new(&s.name).join("log").is_dir();
+            if !fds::room(std::os::fd::AsFd::as_fd(&self.ctl), fds::needed(pipes)) {
+                self.refuse(id);
+                return;
+            }
+        }
         let mode = match self.opts.mode {
             Mode::S6 => "s6",
             Mode::Runit => "runit",
@@ -90,8 +99,14 @@ impl Scanner {
             }
         }
         let name = s.name.clone();
-        self.prefix_stdio(id, &name, &mut cmd);
-        let r = cmd.spawn();
+        let new = !s.restarted;
+        let r = self
+            .prefix_stdio(id, &name, &mut cmd)
+            .and_then(|()| cmd.spawn());
+        if new && r.as_ref().is_err_and(fds::exhausted) {
+            self.refuse(id);
+            return;
+        }
         let now = Instant::now();
         let Some(s) = self.svcs.get_mut(&id) else {
             return;
@@ -104,6 +119,7 @@ impl Scanner {
                 drop(child); // reaped by the waitpid(-1) loop
                 s.pid = Some(pid);
                 s.restart_at = None;
+                s.refused = false;
                 self.by_pid.insert(pid, id);
                 self.graph_spawned(&name);
             }
@@ -119,21 +135,53 @@ impl Scanner {
         }
     }
 
-    /// `--prefix`: a service without `log/` gets its prefix pipes as fd 1 and 2.
-    pub(super) fn prefix_stdio(&mut self, id: Id, name: &str, cmd: &mut Command) {
-        let Some(m) = &mut self.mux else { return };
-        if Path::new(name).join("log").is_dir() {
+    /// A new service whose supervisor cannot have its descriptors: one warning, then a
+    /// quiet retry every second (see [`fds`]).
+    fn refuse(&mut self, id: Id) {
+        let dir = self.opts.dir.clone();
+        let Some(s) = self.svcs.get_mut(&id) else {
             return;
+        };
+        s.restart_at = Some(Instant::now() + Duration::from_secs(1));
+        if std::mem::replace(&mut s.refused, true) {
+            return;
+        }
+        let limit = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+            .map(|(soft, _)| soft.to_string())
+            .unwrap_or_else(|_| "?".into());
+        let msg = format!(
+            "unable to start supervisor for {dir}/{}: too few file descriptors left \
+             (limit {limit}): retrying every second",
+            s.name
+        );
+        self.warn(&msg);
+    }
+
+    /// `--prefix`: a service without `log/` gets its prefix pipes as fd 1 and 2. Without
+    /// descriptors left the start fails (it is retried); another error is warned and the
+    /// service runs with rsvscan's own output.
+    pub(super) fn prefix_stdio(&mut self, id: Id, name: &str, cmd: &mut Command) -> io::Result<()> {
+        let Some(m) = &mut self.mux else {
+            return Ok(());
+        };
+        if Path::new(name).join("log").is_dir() {
+            return Ok(());
         }
         match m.writers(id, name) {
             Ok((o, e)) => {
                 cmd.stdout(o).stderr(e);
             }
+            Err(e) if fds::exhausted(&e) => return Err(e),
             Err(e) => {
-                let msg = format!("unable to create the output pipes of {name}: {e}");
+                let msg = format!(
+                    "unable to create the output pipes of {}/{name}: {}",
+                    self.opts.dir,
+                    errtext(&e)
+                );
                 crate::diag::warn(&self.opts.prog, &msg);
             }
         }
+        Ok(())
     }
 
     /// `--prefix`: follows the services, copies what their pipes have.
