@@ -118,7 +118,7 @@ fn low_limit_refuses_new_services_keeps_old_ones() {
     // A refused one has no supervisor and is warned about once, though retried each second.
     for n in &refused {
         assert!(supervisors_of(&ns, n).is_empty(), "{n}");
-        assert_eq!(rsvc(&dir, &["-u", n]) == 0, false, "{n} has no supervisor");
+        assert_ne!(rsvc(&dir, &["-u", n]), 0, "{n} has no supervisor");
     }
     // Descriptors freed (a service removed, its supervisor stopped by -n): the first
     // refused one starts.
