@@ -27,10 +27,23 @@ fn rsvc(args: &[&str]) -> (i32, String, String) {
     run(Command::new(bin("rsvc")).args(args), T)
 }
 
-/// Traps the non-fatal signals (logging them to ./sigs); TERM and KILL end it.
+/// Traps the non-fatal signals (logging them to ./sigs); TERM and KILL end it. Writes its
+/// pid to ./trapped once the traps are set.
 const SIGRUN: &str = "#!/bin/sh\n\
 for s in ALRM QUIT HUP INT USR1 USR2; do trap \"echo $s >> sigs\" $s; done\n\
+echo $$ > trapped.tmp && mv trapped.tmp trapped\n\
 while :; do sleep 1 & wait $!; done\n";
+
+/// Has the running run of `d` (its pid in the status) set its traps? (A signal word sent
+/// before would kill the shell.) True when nothing runs.
+fn traps_set(d: &Path) -> bool {
+    match supervisor::pid_of(d) {
+        None => true,
+        Some(pid) => {
+            fs::read_to_string(d.join("trapped")).is_ok_and(|s| s.trim() == pid.to_string())
+        }
+    }
+}
 
 /// A runit service dir `parent/svc` with run, finish, check and a logger.
 fn service(parent: &Path) -> PathBuf {
@@ -140,7 +153,7 @@ fn words_pair(tag: &str, words: &[&str]) {
             };
             wait_for(T, "same settled state", || {
                 let (x, y) = (st(&a), st(&b));
-                (x == y && settled(&x)).then_some(())
+                (x == y && settled(&x) && traps_set(&a) && traps_set(&b)).then_some(())
             });
         }
     }
@@ -401,7 +414,8 @@ fn s6_letters_waits_and_rsvstat_on_runit_dir() {
         "{out}"
     );
 
-    // runit's signal letters in one write
+    // runit's signal letters in one write (once the run's traps are set)
+    wait_for(T, "traps set", || traps_set(&sd).then_some(()));
     assert_eq!(rsvc(&["-ahiq12", p(&sd)]).0, 0);
     wait_for(T, "signals", || {
         (fs::read_to_string(sd.join("sigs"))

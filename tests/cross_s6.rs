@@ -40,10 +40,21 @@ fn state(sd: &Path) -> String {
     format!("{} down={}", out.1.trim(), sd.join("down").exists())
 }
 
-/// A run script that logs every trapped signal name to ./sigs (TERM and KILL not trapped).
+/// A run script that logs every trapped signal name to ./sigs (TERM and KILL not trapped),
+/// and writes its pid to ./trapped once the traps are set.
 const SIGRUN: &str = "#!/bin/sh\n\
 for s in ALRM ABRT QUIT HUP INT USR1 USR2 WINCH; do trap \"echo $s >> sigs\" $s; done\n\
+echo $$ > trapped.tmp && mv trapped.tmp trapped\n\
 while :; do sleep 1 & wait $!; done\n";
+
+/// Waits until the run of `sd` with this pid has set its traps (up is not enough: a signal
+/// sent before would kill the shell).
+fn wait_trapped(sd: &Path, pid: i32) {
+    wait_for(T, "traps set", || {
+        let s = fs::read_to_string(sd.join("trapped")).ok()?;
+        (s.trim() == pid.to_string()).then_some(())
+    });
+}
 
 fn sigs(sd: &Path) -> Vec<String> {
     let mut v: Vec<String> = fs::read_to_string(sd.join("sigs"))
@@ -72,6 +83,8 @@ fn every_letter_same_as_s6_supervise() {
     let pa = wait_up(&a, None);
     let pb = wait_up(&b, None);
     theirs.seen.borrow_mut().push(pa as u64);
+    wait_trapped(&a, pa);
+    wait_trapped(&b, pb);
 
     // Polls until both supervisors show the same state (and, when given, the wanted one: a
     // transient state both pass through, e.g. still down right after -u, does not count).

@@ -317,12 +317,15 @@ fn a_failing_oneshot_blocks_its_dependents_only() {
     let slow = tr.wait_state("slow", "failed");
     assert_eq!(slow[4], "timeout");
     let since = slow[3].parse::<u128>().unwrap();
-    let began = tr.at("up", "slow").unwrap() / 1_000_000;
-    let after = since as i128 - began as i128;
-    assert!(
-        after < 3000,
-        "timed out {after} ms after start (timeout-up 300)"
-    );
+    // The script notes its start in its first line; on a busy machine the 300-ms timeout
+    // may kill it before that line ran (no note: killed that early, nothing to measure).
+    if let Some(began) = tr.at("up", "slow") {
+        let after = since as i128 - (began / 1_000_000) as i128;
+        assert!(
+            after < 3000,
+            "timed out {after} ms after start (timeout-up 300)"
+        );
+    }
     let app = tr.rec("app").unwrap();
     assert_eq!((app[1].as_str(), app[6].as_str()), ("down", "bad!"));
     assert_eq!(tr.rec("after-slow").unwrap()[6], "slow!");

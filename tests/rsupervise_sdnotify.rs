@@ -259,6 +259,7 @@ fn status_phases_main_pid_and_bad_datagrams() {
     wait_for(T, "the main pid to get the signal", || {
         (!alive(child)).then_some(())
     });
+    let before = state(&sd).expect("rsv-state").restarts;
     let (c, _, e) = run(
         Command::new(bin("rsvc"))
             .args(["-wu", "-T", "10000", "-u"])
@@ -266,7 +267,8 @@ fn status_phases_main_pid_and_bad_datagrams() {
         T,
     );
     assert_eq!(c, 0, "{e}");
-    let st = wait_state(&sd, "fresh state", |s| !s.ready);
+    // The new run's state (the down state before it is not ready either).
+    let st = wait_state(&sd, "fresh state", |s| s.restarts > before && !s.ready);
     assert!(
         st.sd_status.is_empty() && st.sd_phase.is_empty() && st.main_pid == 0,
         "{st:?}"

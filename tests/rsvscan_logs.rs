@@ -267,10 +267,22 @@ fn service_with_log_keeps_its_logger_and_rsvlog_copies_to_stdout() {
     });
     assert!(rotated <= 3, "{rotated} rotated files kept");
     // The logger copies a chunk to stdout before it writes it to the directory: wait for
-    // the directory too.
-    wait_for(10 * SEC, "the last line in current", || {
-        let c = fs::read_to_string(main.join("current")).ok()?;
-        c.ends_with("app line 299\n").then_some(())
+    // the directory too. The last line ends what the directory holds, in the rotated files
+    // (in order) then `current`: a rotation right after it leaves `current` empty.
+    wait_for(10 * SEC, "the last line in the log directory", || {
+        let mut names: Vec<String> = fs::read_dir(&main)
+            .ok()?
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with('@'))
+            .collect();
+        names.sort();
+        names.push("current".into());
+        let mut all = String::new();
+        for n in names {
+            all.push_str(&fs::read_to_string(main.join(n)).unwrap_or_default());
+        }
+        all.ends_with("app line 299\n").then_some(())
     });
     assert_eq!(ns.stop(), Some(0), "{}", ns.stderr());
     // The logger's stdout is rsvscan's own: not prefixed (the service has a log/).
