@@ -367,10 +367,14 @@ fn watchdog_restarts_a_silent_service() {
     );
     assert!(sup.err().contains("watchdog timeout"), "{}", sup.err());
     assert!(!alive(pid));
-    // WATCHDOG=trigger restarts at once.
+    // WATCHDOG=trigger restarts at once: so soon that the service may be killed before it
+    // removes its command file (the next run would then read it again), so wait for the
+    // restart, not for the file, and take the file away.
     wait_for(T, "env", || fs::read_to_string(sd.join("environ")).ok());
-    command(&sd, "send WATCHDOG=trigger\n");
+    fs::write(sd.join("cmd.tmp"), "send WATCHDOG=trigger\n").unwrap();
+    fs::rename(sd.join("cmd.tmp"), sd.join("cmd")).unwrap();
     wait_up(&sd, Some(new));
+    let _ = fs::remove_file(sd.join("cmd"));
     sup.stop();
 }
 
