@@ -847,6 +847,7 @@ mod tests {
         assert!(bad.errors[1].contains("a@b@"), "{:?}", bad.errors);
     }
 
+    #[test]
     fn stderr_only_log() {
         let conf = "[program:e]\ncommand=e\nstderr_logfile=/l/e.err\n";
         let o = import(conf, Path::new("/")).unwrap();

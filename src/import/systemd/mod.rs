@@ -1015,7 +1015,10 @@ mod tests {
         );
         assert!(!notes.iter().any(|n| n.contains("ExecStop")), "{notes:?}");
         let has = |k: &str| notes.iter().any(|n| n.contains(k));
-        assert!(has("Wants=a.service (a hard dependency here, as Requires="), "{notes:?}");
+        assert!(
+            has("Wants=a.service (a hard dependency here, as Requires="),
+            "{notes:?}"
+        );
         assert!(
             !has("After=a.service") && !has("After=b.service"),
             "{notes:?}"
