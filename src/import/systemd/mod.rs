@@ -495,8 +495,15 @@ fn translate(
         }
     }
     for v in ctx.list("Service", "UnsetEnvironment") {
-        for n in v.split_whitespace() {
-            let n = n.split_once('=').map_or(n, |(a, _)| a);
+        for w in v.split_whitespace() {
+            let n = w.split_once('=').map_or(w, |(a, _)| a);
+            if n != w {
+                ctx.note(
+                    "UnsetEnvironment",
+                    w,
+                    "the variable is unset whatever its value",
+                );
+            }
             sh.push_str(&format!("unset {}\n", sh_quote(n)));
         }
     }
@@ -658,6 +665,16 @@ fn translate(
             Some(pf) => {
                 // The supervisor adopts the daemon (subreaper) and follows the pid it is told.
                 svc.files.push(("notify-socket".into(), String::new()));
+                if let Some(ms) = wd
+                    .as_deref()
+                    .map(|w| unit::time_span_ms(w, 1000.0))
+                    .transpose()?
+                    .flatten()
+                    .filter(|&ms| ms > 0)
+                {
+                    svc.files
+                        .push(("watchdog-usec".into(), (ms * 1000).to_string()));
+                }
                 let q = sh_text(&pf);
                 let or = if starts[0].ignore_failure {
                     ":"
@@ -681,6 +698,9 @@ fn translate(
                     "[{}] Type=forking without PIDFile= (run as Type=simple: the command must stay in the foreground)",
                     u.name
                 ));
+                if let Some(w) = &wd {
+                    ctx.note("WatchdogSec", w, "needs Type=notify or a PIDFile=");
+                }
             }
         },
         _ => {
