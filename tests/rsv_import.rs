@@ -302,7 +302,11 @@ fn supervisord_numprocs_imports_to_a_template_and_instances() {
         assert_eq!(line(&format!("0{n}")), format!("{n} q_0{n} slot{n} {n}\n"));
     }
     assert!(!scan.join("q@/supervise").exists());
-    let pid2 = ns.host_pid(status_pid(&scan.join("q@2"))).unwrap();
+    // (The status may be written just after run wrote its line.)
+    let pid2 = wait_for(LIMIT, "q@2's pid", || {
+        let p = status_pid(&scan.join("q@2"));
+        ns.host_pid(p).filter(|_| p > 0)
+    });
     let rsvc = |args: &[&str], sd: &Path| run(Command::new(bin("rsvc")).args(args).arg(sd), LIMIT);
     let (c, _, e) = rsvc(&["-x"], &scan.join("q@2"));
     assert_eq!(c, 0, "{e}");

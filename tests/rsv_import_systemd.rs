@@ -232,9 +232,15 @@ fn exec_stop_and_kill_mode() {
     };
     // Default KillMode: ExecStop ran first (the main process still alive), then nothing of
     // the service is left.
+    // The status may be written just after run wrote its child's pid.
+    let main = |ns: &Ns, n: &str| -> (i32, i32) {
+        wait_for(LIMIT, &format!("{n}'s main process"), || {
+            let p = status_pid(&scan_dir.join(n));
+            Some((p, ns.host_pid(p).filter(|_| p > 0)?))
+        })
+    };
     let tree_child = child(&ns, "tree");
-    let tree_main = status_pid(&scan_dir.join("tree"));
-    let tree_main_host = ns.host_pid(tree_main).unwrap();
+    let (tree_main, tree_main_host) = main(&ns, "tree");
     down("tree");
     assert_eq!(
         fs::read_to_string(work.join("tree.stop")).unwrap(),
@@ -251,7 +257,7 @@ fn exec_stop_and_kill_mode() {
     kill_pid(proc_child);
     // The scanner's shutdown runs the ExecStop of what still runs.
     let last_child = child(&ns, "last");
-    let last_main = status_pid(&scan_dir.join("last"));
+    let (last_main, _) = main(&ns, "last");
     assert_eq!(ns.stop(), Some(0), "{}", ns.stderr());
     assert_eq!(
         fs::read_to_string(work.join("last.stop")).unwrap(),
