@@ -70,7 +70,7 @@ fn copy_tree(from: &Path, to: &Path, top: bool) -> io::Result<()> {
 pub fn wrapper(template: &str, inst: &str) -> String {
     let q = crate::import::ini::sh_quote(inst);
     format!(
-        "#!/bin/sh\n# Instance {inst} of the template {template} (made by rsvc): the template's run,\n# copied to run.template, gets the instance as $1 and in ${VAR}.\n{VAR}={q}\nexport {VAR}\nexec ./run.template {q} \"$@\"\n"
+        "#!/bin/sh\n# Instance {inst} of the template {template}: the template's run, copied to\n# run.template, gets the instance as $1 and in ${VAR}.\n{VAR}={q}\nexport {VAR}\nexec ./run.template {q} \"$@\"\n"
     )
 }
 

@@ -258,6 +258,72 @@ fn supervisord_priority_orders_start_and_stop() {
     assert!(at(&l, "down cache") < at(&l, "down db"), "{l:?}");
 }
 
+/// numprocs: a template `q@` and its instances `q@1`..`q@3` (numprocs_start=1), which
+/// rsvscan starts at boot; each computes its %(process_num) expansions (widths included)
+/// from its instance. `rsvc -x` removes an instance and `rsvc -u` makes a new one.
+#[test]
+fn supervisord_numprocs_imports_to_a_template_and_instances() {
+    let t = TempDir::new("import-numprocs");
+    let out = t.path().join("out");
+    fs::create_dir(&out).unwrap();
+    let conf = t.path().join("supervisord.conf");
+    fs::write(
+        &conf,
+        "[program:q]\ncommand=/bin/sh -c 'echo \"%(process_num)d $SUPERVISOR_PROCESS_NAME $SLOT $RSV_INSTANCE\" > %(here)s/out/q-%(process_num)02d.tmp && mv %(here)s/out/q-%(process_num)02d.tmp %(here)s/out/q-%(process_num)02d; exec sleep 1000'\nprocess_name=%(program_name)s_%(process_num)02d\nnumprocs=3\nnumprocs_start=1\nenvironment=SLOT=\"slot%(process_num)d\"\nautorestart=true\n",
+    )
+    .unwrap();
+    let scan = t.path().join("service");
+    let (rc, _, err) = import(&[Path::new("supervisord"), &conf, &scan]);
+    assert_eq!(rc, 0, "{err}");
+    assert!(!err.contains("not translated"), "{err}");
+    let mut names: Vec<String> = fs::read_dir(&scan)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["q@", "q@1", "q@2", "q@3"]);
+    assert_eq!(
+        fs::read_to_string(scan.join("q@2/.rsv-instance")).unwrap(),
+        "q@\n"
+    );
+    assert_eq!(
+        fs::read(scan.join("q@2/run.template")).unwrap(),
+        fs::read(scan.join("q@/run")).unwrap()
+    );
+    // -f rewrites the instances too.
+    let (rc, _, err) = import(&[Path::new("-f"), Path::new("supervisord"), &conf, &scan]);
+    assert_eq!(rc, 0, "{err}");
+    if !unshare_ok() {
+        return;
+    }
+    let mut ns = start(&scan, &t.path().join("scan.err"));
+    let line = |n: &str| whole_line(&out.join(format!("q-{n}")), LIMIT);
+    for n in 1..=3 {
+        assert_eq!(line(&format!("0{n}")), format!("{n} q_0{n} slot{n} {n}\n"));
+    }
+    assert!(!scan.join("q@/supervise").exists());
+    // (The status may be written just after run wrote its line.)
+    let pid2 = wait_for(LIMIT, "q@2's pid", || {
+        let p = status_pid(&scan.join("q@2"));
+        ns.host_pid(p).filter(|_| p > 0)
+    });
+    let rsvc = |args: &[&str], sd: &Path| run(Command::new(bin("rsvc")).args(args).arg(sd), LIMIT);
+    let (c, _, e) = rsvc(&["-x"], &scan.join("q@2"));
+    assert_eq!(c, 0, "{e}");
+    assert!(!scan.join("q@2").exists());
+    wait_for(LIMIT, "q@2's process gone", || (!alive(pid2)).then_some(()));
+    let (c, _, e) = rsvc(&["-wu", "-T", "10000", "-u"], &scan.join("q@12"));
+    assert_eq!(c, 0, "{e}");
+    assert_eq!(line("12"), "12 q_12 slot12 12\n");
+    // The others ran on untouched.
+    for n in [1, 3] {
+        let p = ns.host_pid(status_pid(&scan.join(format!("q@{n}"))));
+        assert!(p.is_some_and(alive), "q@{n}");
+    }
+    assert_eq!(ns.stop(), Some(0), "{}", ns.stderr());
+    assert!(ns.procs().is_empty());
+}
+
 #[test]
 fn procfile_imports_and_runs() {
     let t = TempDir::new("import-proc");

@@ -165,6 +165,108 @@ fn made_up_units_import_and_run() {
     assert!(ns.procs().is_empty());
 }
 
+/// ExecStop= runs (with $MAINPID, `-` honoured) before the stop's signal, on `rsvc -d` and
+/// at the scanner's shutdown; KillMode's default (control-group) leaves no process of the
+/// service behind, KillMode=process leaves the forked child alone.
+#[test]
+fn exec_stop_and_kill_mode() {
+    if !unshare_ok() {
+        return;
+    }
+    let t = TempDir::new("sdstop");
+    let units = t.path().join("units");
+    let work = t.path().join("work");
+    fs::create_dir_all(&units).unwrap();
+    fs::create_dir_all(&work).unwrap();
+    let w = work.display().to_string();
+    // Each forks a background child (its pid in a file), then execs its main process.
+    let exec_start = |n: &str| {
+        format!("ExecStart=/bin/sh -c 'sleep 1000 & echo $! > {w}/{n}.child; exec sleep 1001'\n")
+    };
+    // The stop command records $MAINPID and whether it still ran then.
+    let stop = |n: &str| {
+        format!(
+            "ExecStop=-/bin/false\nExecStop=/bin/sh -c 'if kill -0 $MAINPID; then a=alive; else a=gone; fi; echo \"$MAINPID $a\" > {w}/{n}.stop.tmp; mv {w}/{n}.stop.tmp {w}/{n}.stop'\n"
+        )
+    };
+    for (n, extra) in [
+        ("tree", stop("tree")),
+        ("proc", "KillMode=process\n".to_string()),
+        ("last", stop("last")),
+    ] {
+        fs::write(
+            units.join(format!("{n}.service")),
+            format!("[Service]\n{}{extra}Restart=always\n", exec_start(n)),
+        )
+        .unwrap();
+    }
+    let scan_dir = t.path().join("scan");
+    let mut args: Vec<PathBuf> = vec!["systemd".into()];
+    args.extend(["tree", "proc", "last"].map(|n| units.join(format!("{n}.service"))));
+    args.push(scan_dir.clone());
+    let args: Vec<&Path> = args.iter().map(PathBuf::as_path).collect();
+    let (c, _, err) = import(&args);
+    assert_eq!(c, 0, "{err}");
+    assert!(!err.contains("not translated"), "{err}");
+    assert!(scan_dir.join("tree/stop-tree").exists());
+    assert!(!scan_dir.join("proc/stop-tree").exists());
+    let mut ns = start(&scan_dir, &t.path().join("err"), false);
+    // The child of each, as a host pid, once its service is up.
+    let child = |ns: &Ns, n: &str| -> i32 {
+        wait_for(LIMIT, &format!("{n}'s child"), || {
+            let p: i32 = whole_line(&work.join(format!("{n}.child")), LIMIT)
+                .trim()
+                .parse()
+                .ok()?;
+            ns.host_pid(p)
+        })
+    };
+    let down = |n: &str| {
+        let (c, _, e) = run(
+            Command::new(bin("rsvc"))
+                .args(["-wD", "-T", "15000", "-d"])
+                .arg(scan_dir.join(n)),
+            LIMIT,
+        );
+        assert_eq!(c, 0, "{n}: {e}");
+    };
+    // Default KillMode: ExecStop ran first (the main process still alive), then nothing of
+    // the service is left.
+    // The status may be written just after run wrote its child's pid.
+    let main = |ns: &Ns, n: &str| -> (i32, i32) {
+        wait_for(LIMIT, &format!("{n}'s main process"), || {
+            let p = status_pid(&scan_dir.join(n));
+            Some((p, ns.host_pid(p).filter(|_| p > 0)?))
+        })
+    };
+    let tree_child = child(&ns, "tree");
+    let (tree_main, tree_main_host) = main(&ns, "tree");
+    down("tree");
+    assert_eq!(
+        fs::read_to_string(work.join("tree.stop")).unwrap(),
+        format!("{tree_main} alive\n")
+    );
+    assert!(!alive(tree_main_host));
+    wait_for(LIMIT, "tree's child gone", || {
+        (!alive(tree_child)).then_some(())
+    });
+    // KillMode=process: the child lives on; the test ends it.
+    let proc_child = child(&ns, "proc");
+    down("proc");
+    assert!(alive(proc_child));
+    kill_pid(proc_child);
+    // The scanner's shutdown runs the ExecStop of what still runs.
+    let last_child = child(&ns, "last");
+    let (last_main, _) = main(&ns, "last");
+    assert_eq!(ns.stop(), Some(0), "{}", ns.stderr());
+    assert_eq!(
+        fs::read_to_string(work.join("last.stop")).unwrap(),
+        format!("{last_main} alive\n")
+    );
+    assert!(!alive(last_child));
+    assert!(ns.procs().is_empty());
+}
+
 /// Debian's own unit files, for the packages .ci/run installs.
 const DEBIAN: &[&str] = &["cron", "ssh", "nginx", "redis-server", "haproxy"];
 
@@ -285,6 +387,7 @@ fn example_output_is_current() {
         "web/run",
         "web/finish",
         "web/reload",
+        "web/stop",
         "ready/run",
         "worker@/run",
     ] {

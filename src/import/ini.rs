@@ -4,6 +4,8 @@
 
 use std::collections::HashMap;
 
+use super::systemd::unit::{RT_CLOSE, RT_OPEN};
+
 /// One `[section]` with its `key = value` pairs in file order (keys lower-cased; a key given
 /// twice keeps the later value in place of the earlier one).
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -122,6 +124,40 @@ pub fn parse(text: &str) -> Result<Vec<Section>, String> {
     Ok(out)
 }
 
+/// The value of a variable known only at run time (supervisord's `process_num` of a
+/// template's instance): its expansion is a marked shell variable (see [`rt_expansion`]).
+pub const RUNTIME: &str = "\u{1}";
+
+/// The marked shell variable (`RT_OPEN name RT_CLOSE`, as the systemd importer marks
+/// run-time text) that holds `%(name)<flags><conv>` at run time: `process_num_02d` for
+/// `%(process_num)02d`. Its printf format is given back by [`rt_format`].
+fn rt_expansion(name: &str, flags: &str, conv: char) -> Result<String, String> {
+    let conv = match conv {
+        'd' | 'i' => 'd',
+        's' | 'r' => 's',
+        _ => return Err(format!("unsupported conversion %({name}){conv}")),
+    };
+    if !flags.chars().all(|c| c.is_ascii_digit() || c == '-') {
+        return Err(format!(
+            "unsupported format %({name}){flags}{conv} for a value known at run time"
+        ));
+    }
+    let flags = flags.replace('-', "L");
+    Ok(format!("{RT_OPEN}{name}_{flags}{conv}{RT_CLOSE}"))
+}
+
+/// For a shell variable made by [`rt_expansion`]: the variable expanded and its printf
+/// format (`process_num_02d` -> `("process_num", "%02d")`).
+pub fn rt_format(var: &str) -> Option<(&str, String)> {
+    let (name, spec) = var.rsplit_once('_')?;
+    let conv = spec.chars().last().filter(|c| matches!(c, 'd' | 's'))?;
+    let flags = &spec[..spec.len() - 1];
+    flags
+        .chars()
+        .all(|c| c.is_ascii_digit() || c == 'L')
+        .then(|| (name, format!("%{}{conv}", flags.replace('L', "-"))))
+}
+
 /// Expands Python %-formatting with named values as supervisord does: `%(name)s`,
 /// `%(name)d`, with optional flags and width (`%(process_num)02d`), and `%%`.
 pub fn expand(v: &str, vars: &HashMap<String, String>) -> Result<String, String> {
@@ -155,6 +191,14 @@ pub fn expand(v: &str, vars: &HashMap<String, String>) -> Result<String, String>
         let val = vars
             .get(name)
             .ok_or_else(|| format!("unknown expansion %({name}){conv}"))?;
+        if val == RUNTIME {
+            out.push_str(&rt_expansion(name, flags, conv)?);
+            let target = i + 2 + close + 1 + spec_len + 1;
+            while it.peek().is_some_and(|&(j, _)| j < target) {
+                it.next();
+            }
+            continue;
+        }
         let zero = flags.starts_with('0');
         let width: usize = flags.trim_start_matches(['0', '-']).parse().unwrap_or(0);
         let text = match conv {
@@ -359,6 +403,26 @@ mod tests {
         assert!(expand("%(nope)s", &v).unwrap_err().contains("nope"));
         assert!(expand("50%", &v).is_err());
         assert_eq!(expand("%(process_num)3d|", &v).unwrap(), "  3|");
+        let mut rt = v.clone();
+        rt.insert("process_num".into(), RUNTIME.into());
+        assert_eq!(
+            expand("w_%(process_num)02d-%(process_num)d%(process_num)-3s", &rt).unwrap(),
+            "w_\u{1}process_num_02d\u{2}-\u{1}process_num_d\u{2}\u{1}process_num_L3s\u{2}"
+        );
+        assert!(expand("%(process_num)+d", &rt).is_err());
+        assert_eq!(
+            rt_format("process_num_02d"),
+            Some(("process_num", "%02d".into()))
+        );
+        assert_eq!(
+            rt_format("process_num_L3s"),
+            Some(("process_num", "%-3s".into()))
+        );
+        assert_eq!(
+            rt_format("process_num_d"),
+            Some(("process_num", "%d".into()))
+        );
+        assert_eq!(rt_format("nope"), None);
     }
 
     #[test]

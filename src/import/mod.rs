@@ -5,7 +5,8 @@
 //! OUTDIR` and `rsv-import [-f] systemd UNIT... OUTDIR`. Each program becomes `OUTDIR/NAME/` with `run` (a /bin/sh script that ends in
 //! `exec`), and as needed `finish`, `down`, `log/run`, `env/` and the rsv files
 //! `backoff-reset`, `give-up`, `down-signal`, `timeout-kill`, and `dependencies.d/` for
-//! supervisord's start order (`priority`). Every setting that has no
+//! supervisord's start order (`priority`); a program with `numprocs` > 1 becomes a template
+//! `OUTDIR/NAME@/` and its instances `NAME@N` (see [`crate::template`]). Every setting that has no
 //! translation is listed on stderr, one line each. Nothing is written when a target service
 //! directory exists (unless -f) or a file cannot be read.
 
@@ -39,7 +40,8 @@ pub struct Service {
     pub env: Vec<(String, String)>,
     /// Other files (`backoff-reset`, `give-up`, `down-signal`, `timeout-kill`): name and content.
     pub files: Vec<(String, String)>,
-    /// Other executable scripts (a oneshot's `start`/`stop`, `reload`): name and content.
+    /// Other executable scripts (a oneshot's `start`/`stop`, `reload`, a longrun's `stop`, an
+    /// instance's `run.template`): name and content.
     pub execs: Vec<(String, String)>,
     /// `dependencies.d/` entries: the services that must be up before this one starts.
     pub deps: Vec<String>,
@@ -72,6 +74,9 @@ const MANAGED: &[&str] = &[
     "start",
     "stop",
     "reload",
+    "stop-tree",
+    "run.template",
+    crate::template::MARKER,
 ];
 
 fn write_exec(path: &Path, text: &str) -> std::io::Result<()> {

@@ -14,6 +14,8 @@ use std::path::Path;
 
 use super::ini::{self, Section, sh_quote};
 use super::priority;
+use super::systemd::sh_text;
+use super::systemd::unit::{RT_CLOSE, RT_OPEN};
 use super::{Outcome, Service, valid_name};
 
 /// Keys handled for a program (others are listed as not translated).
@@ -137,8 +139,13 @@ struct Prog<'a> {
 impl Prog<'_> {
     fn note(&mut self, key: &str, value: &str, why: &str) {
         self.notes
-            .push(format!("[{}] {key}={value} ({why})", self.title));
+            .push(format!("[{}] {key}={} ({why})", self.title, plain(value)));
     }
+}
+
+/// Text for a comment: run-time markers removed.
+fn plain(v: &str) -> String {
+    v.replace([RT_OPEN, RT_CLOSE], "")
 }
 
 /// Imports the text of a supervisord.conf whose directory is `here`.
@@ -203,7 +210,8 @@ pub fn import(text: &str, here: &Path) -> Result<Outcome, String> {
         .map(|(svc, &p)| priority::Entry {
             name: svc.name.clone(),
             priority: p,
-            autostart: !svc.down,
+            // A template is no service of its own: nothing depends on it.
+            autostart: !svc.down && !crate::template::is_template(&svc.name),
         })
         .collect();
     for (svc, deps) in out
@@ -231,60 +239,140 @@ fn program(s: &Section, pname: &str, group: &str, here: &Path, host: &str, out: 
             return;
         }
     };
-    let start: u32 = s
-        .get("numprocs_start")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    let process_name = s.get("process_name").unwrap_or("%(program_name)s");
-    let mut names = Vec::new();
-    let mut results = Vec::new();
-    for n in start..start + numprocs {
-        let mut vars: HashMap<String, String> = std::env::vars()
-            .map(|(k, v)| (format!("ENV_{k}"), v))
-            .collect();
-        vars.insert("program_name".into(), pname.into());
-        vars.insert("group_name".into(), group.into());
-        vars.insert("host_node_name".into(), host.into());
-        vars.insert("here".into(), here.display().to_string());
-        vars.insert("numprocs".into(), numprocs.to_string());
-        vars.insert("process_num".into(), n.to_string());
-        let mut name = match ini::expand(process_name, &vars) {
-            Ok(v) => v,
-            Err(e) => {
-                out.errors.push(format!("[{}] process_name: {e}", s.name));
-                return;
-            }
-        };
-        if numprocs > 1 && !process_name.contains("process_num") {
-            name = format!("{pname}_{n:02}");
-        }
-        if !valid_name(&name) || names.contains(&name) {
-            out.errors.push(format!(
-                "[{}] process name {name:?} is not usable as a service directory name",
-                s.name
-            ));
+    let start: u32 = match s.get("numprocs_start").map(str::parse) {
+        None => 0,
+        Some(Ok(n)) => n,
+        Some(Err(_)) => {
+            out.errors
+                .push(format!("[{}] numprocs_start is not a number", s.name));
             return;
         }
-        names.push(name.clone());
-        match translate(&mut p, &name, group, &vars, here) {
-            Ok(svc) => results.push(svc),
-            Err(e) => {
-                out.errors.push(format!("[{}] {e}", s.name));
-                return;
+    };
+    let process_name = s.get("process_name").unwrap_or("%(program_name)s");
+    let mut vars: HashMap<String, String> = std::env::vars()
+        .map(|(k, v)| (format!("ENV_{k}"), v))
+        .collect();
+    vars.insert("program_name".into(), pname.into());
+    vars.insert("group_name".into(), group.into());
+    vars.insert("host_node_name".into(), host.into());
+    vars.insert("here".into(), here.display().to_string());
+    vars.insert("numprocs".into(), numprocs.to_string());
+    // Several processes: a template NAME@ whose instances are the process numbers; every
+    // %(process_num) is computed by the scripts from the instance (ini::RUNTIME).
+    let templated = numprocs > 1;
+    vars.insert(
+        "process_num".into(),
+        if templated {
+            ini::RUNTIME.to_string()
+        } else {
+            start.to_string()
+        },
+    );
+    let proc_name = match ini::expand(process_name, &vars) {
+        Ok(v) => v,
+        Err(e) => {
+            out.errors.push(format!("[{}] process_name: {e}", s.name));
+            return;
+        }
+    };
+    let name = if templated {
+        if !process_name.contains("process_num") {
+            p.note(
+                "process_name",
+                process_name,
+                "without %(process_num) every instance has the same SUPERVISOR_PROCESS_NAME",
+            );
+        }
+        format!("{pname}@")
+    } else {
+        proc_name.clone()
+    };
+    if !valid_name(&name) || (templated && pname.contains('@')) {
+        out.errors.push(format!(
+            "[{}] {name:?} is not usable as a service directory name",
+            s.name
+        ));
+        return;
+    }
+    match translate(&mut p, &name, &proc_name, group, &vars, here) {
+        Ok(svc) => {
+            out.notes.append(&mut p.notes);
+            if templated {
+                let insts = (start..start + numprocs).map(|n| instance(&svc, &n.to_string()));
+                let insts: Vec<Service> = insts.collect();
+                out.services.push(svc);
+                out.services.extend(insts);
+            } else {
+                out.services.push(svc);
             }
         }
-        if n == start {
-            // Notes once per program, not once per process.
-            out.notes.append(&mut p.notes);
-        }
-        p.notes.clear();
+        Err(e) => out.errors.push(format!("[{}] {}", s.name, plain(&e))),
     }
-    out.services.extend(results);
+}
+
+/// The instance `inst` of the template service `t`, as `rsvc -u NAME@INST` makes it
+/// ([`crate::template`]): the template's files, its run as `run.template` behind the
+/// wrapper, and the marker.
+fn instance(t: &Service, inst: &str) -> Service {
+    let mut s = t.clone();
+    s.name = format!("{}{inst}", t.name);
+    s.run = crate::template::wrapper(&t.name, inst);
+    s.execs.insert(0, ("run.template".into(), t.run.clone()));
+    s.files
+        .push((crate::template::MARKER.into(), t.name.clone()));
+    s
+}
+
+/// Shell lines that set the variables of `%(process_num)` expansions (ini::rt_format) that
+/// `script` uses, from the instance: `$RSV_INSTANCE`, else the name of the directory `dir`
+/// (`.` for run, `..` for log/run).
+fn process_num_prelude(script: &str, template: &str, dir: &str) -> String {
+    let mut vars = std::collections::BTreeSet::new();
+    let mut rest = script;
+    while let Some(i) = rest.find("${process_num_") {
+        let after = &rest[i + 2..];
+        let end = after.find('}').unwrap_or(after.len());
+        vars.insert(after[..end].to_string());
+        rest = &after[end..];
+    }
+    if vars.is_empty() {
+        return String::new();
+    }
+    let from = if dir == "." {
+        format!("${{{}:-$(basename \"$(pwd)\")}}", crate::template::VAR)
+    } else {
+        "$(cd .. && basename \"$(pwd)\")".to_string()
+    };
+    let mut out = format!(
+        "# numprocs: the process number is the instance of {template} (this directory's NAME@N).\nn={from}\nn=${{n##*@}}\ncase $n in\n  ''|*[!0-9]*|0?*) echo {q}\": instance $n is not a process number\" >&2; exit 100 ;;\nesac\n",
+        q = sh_quote(template)
+    );
+    for v in vars {
+        if let Some((_, fmt)) = ini::rt_format(&v) {
+            out.push_str(&format!("{v}=$(printf {} \"$n\")\n", sh_quote(&fmt)));
+        }
+    }
+    out
+}
+
+/// Inserts `prelude` after the first two lines (the #! line and the comment) of `script`.
+fn after_header(script: &str, prelude: &str) -> String {
+    if prelude.is_empty() {
+        return script.to_string();
+    }
+    let mut cut = 0;
+    for _ in 0..2 {
+        cut += script[cut..]
+            .find('\n')
+            .map_or(script.len() - cut, |k| k + 1);
+    }
+    format!("{}{prelude}{}", &script[..cut], &script[cut..])
 }
 
 fn translate(
     p: &mut Prog,
     name: &str,
+    proc_name: &str,
     group: &str,
     vars: &HashMap<String, String>,
     here: &Path,
@@ -302,9 +390,7 @@ fn translate(
         if v.contains("%(ENV_") {
             p.note(k, v, "%(ENV_x)s is expanded once, at import time");
         }
-        if k == "numprocs" && v != "1" {
-            p.note(k, v, "expanded into one service directory per process");
-        } else if !HANDLED.contains(&k.as_str()) {
+        if !HANDLED.contains(&k.as_str()) {
             p.note(k, v, "no rsv equivalent");
         }
     }
@@ -320,7 +406,7 @@ fn translate(
     // Environment: supervisord's own markers, then the program's settings.
     svc.env.push(("SUPERVISOR_ENABLED".into(), "1".into()));
     svc.env
-        .push(("SUPERVISOR_PROCESS_NAME".into(), name.into()));
+        .push(("SUPERVISOR_PROCESS_NAME".into(), proc_name.into()));
     svc.env.push(("SUPERVISOR_GROUP_NAME".into(), group.into()));
     if let Some(e) = get("environment")? {
         let pairs = ini::env_pairs(&e).map_err(|err| format!("environment: {err}"))?;
@@ -430,9 +516,10 @@ fn translate(
         };
         let dir = log_dir_for(file);
         svc.log_run = Some(format!(
-            "#!/bin/sh\n# Generated by rsv-import from [{}] {stream}_logfile={file}\nmkdir -p {q} || exit 111\nexec rsvlog n{backups} s{size} {q}\n",
+            "#!/bin/sh\n# Generated by rsv-import from [{}] {stream}_logfile={}\nmkdir -p {q} || exit 111\nexec rsvlog n{backups} s{size} {q}\n",
             s.name,
-            q = sh_quote(&dir)
+            plain(file),
+            q = sh_text(&dir)
         ));
     }
     // Restart policy.
@@ -524,7 +611,7 @@ fn translate(
         run.push_str(&format!("exec {r}\n"));
     }
     let envdir = if let Some(d) = get("directory")? {
-        run.push_str(&format!("svdir=$PWD\ncd {} || exit 111\n", sh_quote(&d)));
+        run.push_str(&format!("svdir=$PWD\ncd {} || exit 111\n", sh_text(&d)));
         "\"$svdir/env\"".to_string()
     } else {
         "./env".to_string()
@@ -545,17 +632,25 @@ fn translate(
             );
             cmd.push_str(&format!(" -u :{u}:{u}"));
         } else {
-            cmd.push_str(&format!(" -u {}", sh_quote(&u)));
+            cmd.push_str(&format!(" -u {}", sh_text(&u)));
         }
     }
     cmd.push_str(" --");
     for w in &words {
         cmd.push(' ');
-        cmd.push_str(&sh_quote(w));
+        cmd.push_str(&sh_text(w));
     }
+    // Values known only at run time are exported by run (envdirs hold fixed values).
+    for (k, v) in svc.env.iter().filter(|(_, v)| v.contains(RT_OPEN)) {
+        run.push_str(&format!("{k}={}\nexport {k}\n", sh_text(v)));
+    }
+    svc.env.retain(|(_, v)| !v.contains(RT_OPEN));
     run.push_str(&cmd);
     run.push('\n');
-    svc.run = run;
+    svc.run = after_header(&run, &process_num_prelude(&run, name, "."));
+    if let Some(l) = &svc.log_run {
+        svc.log_run = Some(after_header(l, &process_num_prelude(l, name, "..")));
+    }
     Ok(svc)
 }
 
@@ -622,11 +717,60 @@ mod tests {
 
     #[test]
     fn numprocs_and_unexpected() {
-        let conf = "[program:w]\ncommand=work %(process_num)d\nprocess_name=%(program_name)s_%(process_num)02d\nnumprocs=2\nexitcodes=0,2\n";
+        let conf = "[program:w]\ncommand=work %(process_num)d --name=%(program_name)s_%(process_num)02d\nprocess_name=%(program_name)s_%(process_num)02d\nnumprocs=2\nnumprocs_start=1\nexitcodes=0,2\nenvironment=SLOT=\"s%(process_num)s\",FIXED=1\nstdout_logfile=/l/w_%(process_num)02d.log\n[program:x]\ncommand=x\npriority=1\n";
         let o = import(conf, Path::new("/")).unwrap();
+        assert!(o.errors.is_empty(), "{:?}", o.errors);
         let names: Vec<&str> = o.services.iter().map(|s| s.name.as_str()).collect();
-        assert_eq!(names, ["w_00", "w_01"]);
-        assert!(o.services[1].run.ends_with("-- work 1\n"));
+        assert_eq!(names, ["w@", "w@1", "w@2", "x"]);
+        let t = &o.services[0];
+        assert!(
+            t.run
+                .contains("n=${RSV_INSTANCE:-$(basename \"$(pwd)\")}\nn=${n##*@}\n"),
+            "{}",
+            t.run
+        );
+        assert!(
+            t.run.contains(
+                "process_num_02d=$(printf %02d \"$n\")\nprocess_num_d=$(printf %d \"$n\")\n"
+            ),
+            "{}",
+            t.run
+        );
+        assert!(
+            t.run.contains(
+                "SUPERVISOR_PROCESS_NAME=w_\"${process_num_02d}\"\nexport SUPERVISOR_PROCESS_NAME\n"
+            ),
+            "{}",
+            t.run
+        );
+        assert!(t.run.contains("SLOT=s\"${process_num_s}\"\n"), "{}", t.run);
+        assert!(
+            t.run
+                .ends_with("-- work \"${process_num_d}\" --name=w_\"${process_num_02d}\"\n"),
+            "{}",
+            t.run
+        );
+        assert!(t.env.contains(&("FIXED".into(), "1".into())));
+        assert!(
+            !t.env
+                .iter()
+                .any(|(k, _)| k == "SLOT" || k == "SUPERVISOR_PROCESS_NAME")
+        );
+        let l = t.log_run.as_ref().unwrap();
+        assert!(l.contains("n=$(cd .. && basename \"$(pwd)\")\n"), "{l}");
+        assert!(
+            l.contains("exec rsvlog n10 s52428800 /l/w_\"${process_num_02d}\"\n"),
+            "{l}"
+        );
+        // An instance: the template's files, its run behind the wrapper, the marker.
+        let i = &o.services[2];
+        assert_eq!(i.run, crate::template::wrapper("w@", "2"));
+        assert_eq!(i.execs[0], ("run.template".to_string(), t.run.clone()));
+        assert!(i.files.contains(&(".rsv-instance".into(), "w@".into())));
+        assert_eq!(i.log_run, t.log_run);
+        // priority: the instances (not the template) depend on x; nothing depends on w@.
+        assert_eq!(i.deps, ["x"]);
+        assert_eq!(t.deps, ["x"]);
         assert!(
             o.services[0]
                 .finish
@@ -634,13 +778,73 @@ mod tests {
                 .unwrap()
                 .contains("0|2) exit 125")
         );
+        assert!(
+            !o.notes.iter().any(|n| n.contains("numprocs")),
+            "{:?}",
+            o.notes
+        );
+        // The generated scripts compute the numbers.
+        let d = std::env::temp_dir().join(format!("rsv-numprocs-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        let sd = d.join("w@7");
+        std::fs::create_dir_all(sd.join("log")).unwrap();
+        let head: String = t
+            .run
+            .lines()
+            .take_while(|l| !l.starts_with("exec"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let script = format!("{head}echo \"$SUPERVISOR_PROCESS_NAME $SLOT $process_num_d\"\n");
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&script)
+            .current_dir(&sd)
+            .env_remove("RSV_INSTANCE")
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "w_07 s7 7\n");
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&script)
+            .current_dir(&sd)
+            .env("RSV_INSTANCE", "12")
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "w_12 s12 12\n");
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&script)
+            .current_dir(&sd)
+            .env("RSV_INSTANCE", "x1")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(100));
+        assert!(
+            String::from_utf8_lossy(&out.stderr)
+                .contains("w@: instance x1 is not a process number")
+        );
+        let lhead: String = l
+            .lines()
+            .filter(|l| !l.starts_with("exec") && !l.starts_with("mkdir"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("{lhead}echo $process_num_02d\n"))
+            .current_dir(sd.join("log"))
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "07\n");
+        std::fs::remove_dir_all(&d).unwrap();
+
         let bad = import(
-            "[program:x]\ncommand=a %(nope)s\n[program:y]\ncommand=b\n",
+            "[program:x]\ncommand=a %(nope)s\n[program:y]\ncommand=b\n[program:a@b]\ncommand=c\nnumprocs=2\n",
             Path::new("/"),
         )
         .unwrap();
         assert_eq!(bad.services.len(), 1);
         assert!(bad.errors[0].contains("nope"));
+        assert!(bad.errors[1].contains("a@b@"), "{:?}", bad.errors);
     }
 
     #[test]

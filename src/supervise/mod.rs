@@ -11,7 +11,8 @@
 //!
 //! Files: `setup` (supervise/, event/, FIFOs), `leftover` (a service left by a dead
 //! supervisor), `actions` (the machine's actions; status and rsv-state writes), `spawn`
-//! (children), and the supervisor's side of each extension: `health_rt`, `monit_rt`, `sd`.
+//! (children), `stop_hook` (a service's `stop`, run before a requested stop), and the
+//! supervisor's side of each extension: `health_rt`, `monit_rt`, `sd`.
 
 use std::ffi::CString;
 use std::fs::{self, File, OpenOptions};
@@ -43,6 +44,7 @@ mod monit_rt;
 mod sd;
 mod setup;
 mod spawn;
+mod stop_hook;
 
 use leftover::stop_leftover;
 use setup::{clean_stale, ensure_fifo, open_fifo, place_state};
@@ -160,6 +162,8 @@ enum What {
     Run,
     Finish(String, String),
     Control(u8),
+    /// `./stop` with `$MAINPID` set to this pid ([`stop_hook`]).
+    Stop(i32),
     /// `./check`, with stdin on the first descriptor and stdout+stderr on the second.
     Check(RawFd, RawFd),
 }
@@ -586,11 +590,21 @@ impl Sup {
         if let Event::RunDied(w) = ev {
             self.monit_run_died(i, w);
         }
+        // A stop on request runs the service's `stop` first (see stop_hook).
+        let mut stopping = match self.svcs[i].m.child {
+            Child::Run(p) if stop_hook::is_stop_request(ev, self.opts.mode) => Some(p),
+            _ => None,
+        };
         let actions = {
             let s = &mut self.svcs[i];
             s.m.step(ev, now, &mut s.dir)
         };
         for a in actions {
+            if let Some(run) = stopping.filter(|&r| stop_hook::is_stop_signal(&a, r)) {
+                stopping = None;
+                let main = self.svcs[i].sd.as_ref().and_then(|r| r.n.main_pid);
+                self.stop_hook(i, main.unwrap_or(run));
+            }
             self.act(i, a);
         }
         self.monit_after(i, ev);

@@ -1,4 +1,4 @@
-//! Starting children: `run`, `finish`, `check`, runit's `control/<letter>`, by `fork` +
+//! Starting children: `run`, `finish`, `check`, `stop`, runit's `control/<letter>`, by `fork` +
 //! `execv` with everything prepared before the fork.
 
 use std::ffi::CString;
@@ -59,6 +59,7 @@ impl Sup {
                 (cstr(&p)?, vec![cstr(&p)?])
             }
             What::Check(..) => (cstr("./check")?, vec![cstr("./check")?]),
+            What::Stop(_) => (cstr("./stop")?, vec![cstr("./stop")?]),
         };
         let mut argv_ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
         argv_ptrs.push(std::ptr::null());
@@ -71,6 +72,12 @@ impl Sup {
                 Errno::from_raw(e.errno)
             })?,
         };
+        if let What::Stop(main) = what {
+            envp = Some(crate::sdnotify::rt::with_vars(
+                envp,
+                &[("MAINPID".into(), main.to_string())],
+            ));
+        }
         if let (What::Run, Some(r)) = (&what, &s.sd) {
             let vars = r.env(crate::sdnotify::rt::watchdog_usec(&s.dir));
             envp = Some(crate::sdnotify::rt::with_vars(envp, &vars));
@@ -115,7 +122,7 @@ impl Sup {
             _ => (None, false),
         };
         // A check leads its own process group, so that a timeout kills all of it.
-        let setsid = matches!(what, What::Check(..))
+        let setsid = matches!(what, What::Check(..) | What::Stop(_))
             || run_setsid
             || (mode == Mode::S6 && !self.nosetsid && !matches!(what, What::Control(_)));
         let (hs_r, hs_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;

@@ -8,8 +8,10 @@
 //! the daemon and names it with `systemd-notify --pid` (the supervisor then follows it);
 //! Type=oneshot -> an s6-rc oneshot (`type`, `up`, `down` naming scripts beside them);
 //! Restart/SuccessExitStatus/RestartSec -> `finish`; KillSignal -> `down-signal`;
-//! TimeoutStopSec -> `timeout-kill`; Requires/Wants/BindsTo/After on other imported units ->
-//! `dependencies.d/NAME`; ExecReload -> `reload` (used by the systemctl personality).
+//! TimeoutStopSec -> `timeout-kill`; ExecStop -> `stop` (run by the supervisor before the
+//! down-signal); KillMode control-group (the default) or mixed -> `stop-tree`;
+//! Requires/Wants/BindsTo/After on other imported units -> `dependencies.d/NAME`; ExecReload
+//! -> `reload` (used by the systemctl personality).
 
 mod finish;
 pub mod load;
@@ -446,9 +448,14 @@ fn translate(
             format!(": {}", desc.replace('\n', " "))
         }
     ));
+    // The environment and directory of run, for the `stop` script (ExecStop=) too.
+    let mut stop_pre = String::new();
     if matches!(ctx.inst, Instance::Runtime(_)) {
         sh.push_str(&format!(
             "# A template: the instance comes in ${INSTANCE_VAR} (or as $1).\n: \"${{{INSTANCE_VAR}:=${{1#*@}}}}\"\nexport {INSTANCE_VAR}\n"
+        ));
+        stop_pre.push_str(&format!(
+            "# A template: the instance is the directory's NAME@INSTANCE.\nd=$(basename \"$(pwd)\")\n: \"${{{INSTANCE_VAR}:=${{d#*@}}}}\"\nexport {INSTANCE_VAR}\n"
         ));
     }
     // Conditions: unmet, the service is left down (as systemd skips the unit).
@@ -471,6 +478,7 @@ fn translate(
             ));
         }
     }
+    let env_at = sh.len();
     for (k, v) in &runtime_env {
         sh.push_str(&format!("{k}={}\nexport {k}\n", sh_text(v)));
     }
@@ -487,8 +495,15 @@ fn translate(
         }
     }
     for v in ctx.list("Service", "UnsetEnvironment") {
-        for n in v.split_whitespace() {
-            let n = n.split_once('=').map_or(n, |(a, _)| a);
+        for w in v.split_whitespace() {
+            let n = w.split_once('=').map_or(w, |(a, _)| a);
+            if n != w {
+                ctx.note(
+                    "UnsetEnvironment",
+                    w,
+                    "the variable is unset whatever its value",
+                );
+            }
             sh.push_str(&format!("unset {}\n", sh_quote(n)));
         }
     }
@@ -497,6 +512,7 @@ fn translate(
         return Err(format!("UMask: not an octal number: {umask}"));
     }
     sh.push_str(&format!("umask {umask}\n"));
+    stop_pre.push_str(&sh[env_at..]);
     for (key, letter, div) in LIMITS {
         let Some(v) = ctx.get("Service", key) else {
             continue;
@@ -555,13 +571,18 @@ fn translate(
             } else {
                 sh_text(&d)
             };
-            if opt {
-                sh.push_str(&format!("cd {target} 2>/dev/null || cd /\n"));
+            let line = if opt {
+                format!("cd {target} 2>/dev/null || cd /\n")
             } else {
-                sh.push_str(&format!("cd {target} || exit 111\n"));
-            }
+                format!("cd {target} || exit 111\n")
+            };
+            sh.push_str(&line);
+            stop_pre.push_str(&line);
         }
-        None => sh.push_str("cd /\n"),
+        None => {
+            sh.push_str("cd /\n");
+            stop_pre.push_str("cd /\n");
+        }
     }
     if let Some(r) = ctx.get("Service", "RootDirectory") {
         ctx.note(
@@ -644,6 +665,16 @@ fn translate(
             Some(pf) => {
                 // The supervisor adopts the daemon (subreaper) and follows the pid it is told.
                 svc.files.push(("notify-socket".into(), String::new()));
+                if let Some(ms) = wd
+                    .as_deref()
+                    .map(|w| unit::time_span_ms(w, 1000.0))
+                    .transpose()?
+                    .flatten()
+                    .filter(|&ms| ms > 0)
+                {
+                    svc.files
+                        .push(("watchdog-usec".into(), (ms * 1000).to_string()));
+                }
                 let q = sh_text(&pf);
                 let or = if starts[0].ignore_failure {
                     ":"
@@ -667,6 +698,9 @@ fn translate(
                     "[{}] Type=forking without PIDFile= (run as Type=simple: the command must stay in the foreground)",
                     u.name
                 ));
+                if let Some(w) = &wd {
+                    ctx.note("WatchdogSec", w, "needs Type=notify or a PIDFile=");
+                }
             }
         },
         _ => {
@@ -696,6 +730,24 @@ fn translate(
         );
     }
 
+    if let Some(pf) = ctx.get("Service", "PIDFile").filter(|_| ty != "forking") {
+        ctx.note("PIDFile", &pf, "only used with Type=forking");
+    }
+    if let Some(na) = ctx.get("Service", "NotifyAccess").filter(|v| v != "all") {
+        ctx.note(
+            "NotifyAccess",
+            &na,
+            "rsv accepts notifications from every process of the service (as NotifyAccess=all)",
+        );
+    }
+    if let Some(t) = ctx.get("Service", "TimeoutSec") {
+        ctx.note(
+            "TimeoutSec",
+            &t,
+            "its stop part only (timeout-kill, unless TimeoutStopSec= is set); rsv has no start timeout",
+        );
+    }
+
     // Stop.
     if let Some(sig) = ctx.get("Service", "KillSignal") {
         let s = signal_name(&sig).ok_or(format!("KillSignal: unknown signal {sig}"))?;
@@ -703,14 +755,27 @@ fn translate(
             svc.files.push(("down-signal".into(), s));
         }
     }
-    if let Some(m) = ctx.get("Service", "KillMode") {
-        if m != "process" {
+    // KillMode: systemd's default, control-group, stops every process of the service.
+    let kill_mode = ctx
+        .get("Service", "KillMode")
+        .unwrap_or_else(|| "control-group".into());
+    match kill_mode.as_str() {
+        "control-group" => svc.files.push(("stop-tree".into(), String::new())),
+        "mixed" => {
+            svc.files.push(("stop-tree".into(), String::new()));
             ctx.note(
                 "KillMode",
-                &m,
-                "rsv signals the service's main process only (as KillMode=process)",
+                "mixed",
+                "approximated by stop-tree: the other processes get KillSignal once the main process ended, then SIGKILL after TimeoutStopSec",
             );
         }
+        "process" => {}
+        "none" => ctx.note(
+            "KillMode",
+            "none",
+            "approximated as KillMode=process: the main process gets KillSignal, the others are left alone",
+        ),
+        other => return Err(format!("KillMode: unknown mode {other}")),
     }
     let stop_ms = match ctx
         .get("Service", "TimeoutStopSec")
@@ -723,12 +788,17 @@ fn translate(
         svc.files.push(("timeout-kill".into(), ms.to_string()));
     }
     if !stops.is_empty() {
-        let v = u.list("Service", "ExecStop").join(" ; ");
-        ctx.note(
-            "ExecStop",
-            &v,
-            "rsv stops a service with its down-signal (KillSignal=); the stop command is not run",
+        // The supervisor runs `stop` before the down-signal when the service is stopped.
+        let mut st = format!(
+            "#!/bin/sh\n# Generated by rsv-import from {}: ExecStop=, run by the supervisor with $MAINPID set\n# when the service is stopped; KillSignal= follows for what still runs.\nset -f\n",
+            u.name
         );
+        st.push_str(&stop_pre);
+        for c in &stops {
+            st.push_str(&step(c, ua));
+        }
+        st.push_str("exit 0\n");
+        svc.execs.push(("stop".into(), st));
     }
     if !reloads.is_empty() {
         let mut r = String::from(
@@ -750,12 +820,36 @@ fn translate(
 /// Requires/Wants/BindsTo/Requisite/After naming imported services -> dependencies.d.
 fn add_deps(ctx: &mut Ctx, svc: &mut Service, known: &BTreeSet<String>) {
     let mut deps = BTreeSet::new();
+    let required: BTreeSet<String> = ctx
+        .list("Unit", "Requires")
+        .iter()
+        .flat_map(|v| unit_names(v))
+        .collect();
     for key in DEP_KEYS {
         for v in ctx.list("Unit", key) {
             for n in unit_names(&v) {
                 let n = n.replace([RT_OPEN, RT_CLOSE], "");
                 let sname = service_name(&n);
                 if n.ends_with(".service") && known.contains(&sname) {
+                    // dependencies.d is one kind of dependency: systemd's weaker ones differ.
+                    let why = match *key {
+                        "Wants" if !required.contains(&n) => Some(
+                            "a hard dependency here, as Requires=: this service waits until it is up",
+                        ),
+                        "After" if !required.contains(&n) && !wanted(ctx, &n) => Some(
+                            "ordering only in systemd; here a dependency, so it is started too",
+                        ),
+                        "Requisite" => {
+                            Some("treated as Requires=: it is started, not only checked")
+                        }
+                        "BindsTo" => Some(
+                            "treated as Requires=: this service is not stopped when it stops on its own",
+                        ),
+                        _ => None,
+                    };
+                    if let Some(why) = why {
+                        ctx.note(key, &n, why);
+                    }
                     deps.insert(sname);
                 } else if n.ends_with(".service") {
                     ctx.note(key, &n, "not among the imported services");
@@ -771,6 +865,15 @@ fn add_deps(ctx: &mut Ctx, svc: &mut Service, known: &BTreeSet<String>) {
     }
     deps.remove(&svc.name);
     svc.deps = deps.into_iter().collect();
+}
+
+/// Is `n` named by Wants=, BindsTo= or Requisite= (each noted on its own)?
+fn wanted(ctx: &mut Ctx, n: &str) -> bool {
+    ["Wants", "BindsTo", "Requisite"].iter().any(|k| {
+        ctx.list("Unit", k)
+            .iter()
+            .any(|v| unit_names(v).iter().any(|x| x == n))
+    })
 }
 
 #[cfg(test)]
@@ -899,6 +1002,71 @@ mod tests {
         let (s, _) = one(unit("t@7.service", "[Service]\nExecStart=/bin/t %i\n"), &[]);
         assert_eq!(s.name, "t@7");
         assert!(s.run.contains("exec /bin/t 7\n"));
+    }
+
+    #[test]
+    fn stop_and_kill_modes() {
+        let (s, notes) = one(
+            unit(
+                "s@.service",
+                "[Unit]\nWants=a.service\nAfter=a.service b.service\nRequires=b.service\n[Service]\nUser=u\nEnvironmentFile=-/etc/default/s\nWorkingDirectory=/srv/%i\nExecStart=/bin/s\nExecStop=-/bin/s stop $MAINPID %i\nExecStop=/bin/true\nNotifyAccess=main\nPIDFile=/run/s.pid\n",
+            ),
+            &["a", "b"],
+        );
+        assert!(s.files.contains(&("stop-tree".into(), String::new())));
+        let stop = &s.execs.iter().find(|(n, _)| n == "stop").unwrap().1;
+        assert!(
+            stop.contains(
+                "d=$(basename \"$(pwd)\")\n: \"${RSV_INSTANCE:=${d#*@}}\"\nexport RSV_INSTANCE\n"
+            ),
+            "{stop}"
+        );
+        assert!(
+            stop.contains("if [ -r /etc/default/s ]; then set -a; . /etc/default/s; set +a; fi\n"),
+            "{stop}"
+        );
+        assert!(
+            stop.contains("cd /srv/\"${RSV_INSTANCE}\" || exit 111\n"),
+            "{stop}"
+        );
+        assert!(
+            stop.ends_with("rsvexec -u u -- /bin/s stop ${MAINPID} \"${RSV_INSTANCE}\" || :\nrsvexec -u u -- /bin/true || exit $?\nexit 0\n"),
+            "{stop}"
+        );
+        assert!(!notes.iter().any(|n| n.contains("ExecStop")), "{notes:?}");
+        let has = |k: &str| notes.iter().any(|n| n.contains(k));
+        assert!(
+            has("Wants=a.service (a hard dependency here, as Requires="),
+            "{notes:?}"
+        );
+        assert!(
+            !has("After=a.service") && !has("After=b.service"),
+            "{notes:?}"
+        );
+        assert!(
+            has("NotifyAccess=main") && has("PIDFile=/run/s.pid"),
+            "{notes:?}"
+        );
+        for (mode, tree, note) in [
+            ("process", false, false),
+            ("mixed", true, true),
+            ("none", false, true),
+            ("control-group", true, false),
+        ] {
+            let (s, notes) = one(
+                unit(
+                    "k.service",
+                    &format!("[Service]\nExecStart=/bin/k\nKillMode={mode}\n"),
+                ),
+                &[],
+            );
+            assert_eq!(
+                s.files.iter().any(|(n, _)| n == "stop-tree"),
+                tree,
+                "{mode}"
+            );
+            assert_eq!(notes.iter().any(|n| n.contains("KillMode")), note, "{mode}");
+        }
     }
 
     #[test]
