@@ -23,6 +23,14 @@ fn up(sd: &Path) -> bool {
     matches!(read_status(&sd.join("supervise")), Ok(AnyStatus::S6(s)) if s.is_up())
 }
 
+/// The pid (in the namespace) of `sd`'s service while its status says up.
+fn up_pid(sd: &Path) -> Option<u64> {
+    match read_status(&sd.join("supervise")) {
+        Ok(AnyStatus::S6(s)) if s.is_up() => Some(s.pid),
+        _ => None,
+    }
+}
+
 fn down(sd: &Path) -> bool {
     matches!(read_status(&sd.join("supervise")), Ok(AnyStatus::S6(s)) if s.pid == 0)
 }
@@ -110,10 +118,13 @@ fn low_limit_refuses_new_services_keeps_old_ones() {
         let v = supervisors_of(&ns, old);
         (v.len() == 1).then(|| v[0])
     });
+    let before = up_pid(&dir.join(old));
     kill_pid(sup);
-    wait_for(T, "a new supervisor, service up", || {
+    // The new supervisor stops the run left behind and starts a new one.
+    wait_for(T, "a new supervisor, a new run", || {
         let v = supervisors_of(&ns, old);
-        (v.len() == 1 && v[0] != sup && up(&dir.join(old))).then_some(())
+        let now = up_pid(&dir.join(old));
+        (v.len() == 1 && v[0] != sup && now.is_some() && now != before).then_some(())
     });
     // A refused one has no supervisor and is warned about once, though retried each second.
     for n in &refused {
