@@ -116,12 +116,17 @@ fn every_letter_same_as_s6_supervise() {
     .iter()
     .map(|s| s.to_string())
     .collect();
-    wait_for(T, "signals trapped (ours)", || {
-        (sigs(&b) == want).then_some(())
-    });
-    wait_for(T, "signals trapped (s6)", || {
-        (sigs(&a) == want).then_some(())
-    });
+    for (sd, who) in [(&b, "ours"), (&a, "s6")] {
+        let end = Instant::now() + T;
+        while sigs(sd) != want {
+            assert!(
+                Instant::now() < end,
+                "signals trapped ({who}): {:?}",
+                sigs(sd)
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
     assert_eq!(
         same_state("-abqhi12y", Some("true true true false down=false")),
         "true true true false down=false"

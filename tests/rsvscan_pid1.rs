@@ -430,13 +430,16 @@ fn supervisor_killed_service_not_doubled() {
             .filter(|&p| cmdline(p).starts_with("sleep 1000") && cwd(p).as_deref() == Some(&sd))
             .count()
     };
+    // Up from the fork on: wait until the run has exec'd its program.
+    wait_for(5 * SEC, "the run's program", || {
+        (runs(&ns) == 1).then_some(())
+    });
     let old_run = ns.host_pid(status_pid(&dir.join("a"))).unwrap();
     let sup = ns
         .procs()
         .into_iter()
         .find(|&p| p != ns.init && cmdline(p).contains("rsupervise"))
         .unwrap();
-    assert_eq!(runs(&ns), 1);
     kill(sup, libc::SIGKILL);
     // The new supervisor stops the leftover run, then starts its own: once the status
     // names a new run and that run has exec'd its program (the status names it from the
