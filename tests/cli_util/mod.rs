@@ -42,13 +42,26 @@ impl Svc {
             Kind::Runsv => "runsv",
             Kind::S6 => "s6-supervise",
         };
-        let sup = Guard::spawn(
-            Command::new(prog)
-                .arg(&dir)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null()),
-        );
+        let mut cmd = Command::new(prog);
+        cmd.arg(&dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        // The reference passes signals ignored at its start on to the service (a shell cannot
+        // trap those): the test run may have been started in the background, where SIGINT and
+        // SIGQUIT are ignored. Start it with every disposition at its default, as an init does.
+        // SAFETY: signal(2) is async-signal-safe; called in the child between fork and exec.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+                for sig in 1..32 {
+                    if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                        libc::signal(sig, libc::SIG_DFL);
+                    }
+                }
+                Ok(())
+            });
+        }
+        let sup = Guard::spawn(&mut cmd);
         let status = dir.join("supervise/status");
         wait_for(Duration::from_secs(5), "status file", || {
             fs::metadata(&status)
