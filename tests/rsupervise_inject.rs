@@ -20,6 +20,11 @@ fn rsvc(dir: &Path, args: &[&str]) -> (i32, String, String) {
     cmd(dir, bin("rsvc").to_str().unwrap(), args)
 }
 
+/// Does `sd`'s s6 status say up?
+fn is_up(sd: &Path) -> bool {
+    matches!(rsv::status::read_status(&sd.join("supervise")), Ok(rsv::status::AnyStatus::S6(s)) if s.is_up())
+}
+
 /// The host pids of processes running `sleep 1000` in `sd` (the service's copies).
 fn copies(sd: &Path) -> Vec<i32> {
     let sd = fs::canonicalize(sd).unwrap();
@@ -60,13 +65,26 @@ fn garbage_settings_reported_once_each() {
     let mut pid = wait_up(&sd, None);
     // Each round reads every file again: a death on its own (backoff, give-up), a stop
     // (down-signal, timeout-kill), starts (notification-fd, check settings).
+    // (A wait that times out names what the supervisor said.)
+    let up_again = |old: i32| {
+        let end = Instant::now() + T;
+        loop {
+            if let Some(p) = pid_of(&sd).filter(|&p| p != old && common::alive(p)) {
+                if is_up(&sd) {
+                    return p;
+                }
+            }
+            assert!(Instant::now() < end, "not up again: {}", sup.err());
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
     for _ in 0..3 {
         common::kill_pid(pid);
-        pid = wait_up(&sd, Some(pid));
+        pid = up_again(pid);
         assert_eq!(rsvc(t.path(), &["-d", "a"]).0, 0);
         wait_down(&sd);
         assert_eq!(rsvc(t.path(), &["-u", "a"]).0, 0);
-        pid = wait_up(&sd, Some(pid));
+        pid = up_again(pid);
     }
     let err = sup.err();
     assert!(!err.contains("panicked"), "{err}");
